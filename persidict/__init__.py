@@ -1,0 +1,1 @@
+"""persidict: persistent dict-like stores (being assembled)."""

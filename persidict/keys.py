@@ -1,0 +1,279 @@
+"""Keys: safe strings, SafeStrTuple, normalisation and digest signing.
+
+A key is a non-empty tuple of *safe* strings: ASCII letters, digits and ``()_-~.=``, each component
+non-empty, shorter than 254 characters and neither ``.`` nor ``..``. Such a key is a valid relative
+path on every common file system and a valid S3 object-key fragment, so it cannot escape a store.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import string
+from collections.abc import Hashable, Iterator, Mapping, Sequence
+from functools import lru_cache
+from typing import Any, Final, Union
+
+__all__ = [
+    "SAFE_CHARS_SET",
+    "SAFE_STRING_MAX_LENGTH",
+    "NonEmptyPersiDictKey",
+    "NonEmptySafeStrTuple",
+    "PersiDictKey",
+    "SafeStrTuple",
+    "contains_unsafe_chars",
+    "digest_suffix",
+    "get_safe_chars",
+    "normalize_key",
+    "replace_unsafe_chars",
+    "sign_component",
+    "unsign_component",
+]
+
+SAFE_CHARS_SET: Final[frozenset[str]] = frozenset(string.ascii_letters + string.digits + "()_-~.=")
+SAFE_STRING_MAX_LENGTH: Final[int] = 254
+MAX_DIGEST_LEN: Final[int] = 26  # 26 base32 letters/digits precede the "=" padding of an md5 digest
+
+# str.translate with this table deletes every safe character, so anything left over is unsafe.
+_DELETE_SAFE = str.maketrans("", "", "".join(SAFE_CHARS_SET))
+
+
+def get_safe_chars() -> set[str]:
+    """Return a fresh, mutable copy of the set of characters allowed in key components."""
+    return set(SAFE_CHARS_SET)
+
+
+def contains_unsafe_chars(a_str: str) -> bool:
+    """Tell whether ``a_str`` holds any character outside :data:`SAFE_CHARS_SET`."""
+    return bool(a_str.translate(_DELETE_SAFE))
+
+
+def replace_unsafe_chars(a_str: str, replace_with: str) -> str:
+    """Replace every unsafe character of ``a_str`` with ``replace_with``.
+
+    >>> replace_unsafe_chars("a b/c.é", "_")
+    'a_b_c._'
+    """
+    if not isinstance(a_str, str):
+        raise TypeError(f"a_str must be a str, got {type(a_str).__name__}")
+    if not isinstance(replace_with, str):
+        raise TypeError(f"replace_with must be a str, got {type(replace_with).__name__}")
+    return "".join(c if c in SAFE_CHARS_SET else replace_with for c in a_str)
+
+
+def _check_component(s: str) -> str:
+    if not s:
+        raise ValueError("Strings must be non-empty")
+    if s == "." or s == "..":
+        raise ValueError(f"'{s}' is not allowed as a key component")
+    if len(s) >= SAFE_STRING_MAX_LENGTH:
+        raise ValueError(f"String length must be < {SAFE_STRING_MAX_LENGTH}, got {len(s)}")
+    if s.translate(_DELETE_SAFE):
+        bad = sorted(set(s.translate(_DELETE_SAFE)))
+        raise ValueError(f"String contains disallowed characters {bad!r}: {s[:60]!r}")
+    return s
+
+
+def _is_sequence(a: object) -> bool:
+    if isinstance(a, Sequence):
+        return not isinstance(a, Mapping)
+    if callable(getattr(a, "keys", None)):
+        return False
+    return all(callable(getattr(a, m, None)) for m in ("__getitem__", "__len__", "__iter__"))
+
+
+def _flatten(args: Sequence[object], out: list[str]) -> None:
+    for a in args:
+        if isinstance(a, str):
+            out.append(_check_component(a))
+        elif isinstance(a, SafeStrTuple):
+            out.extend(a.strings)
+        elif _is_sequence(a):
+            _flatten(a, out)  # type: ignore[arg-type]
+        else:
+            raise TypeError(f"Invalid argument type: {type(a)}")
+
+
+class SafeStrTuple(Sequence[str], Hashable):
+    """An immutable, flat sequence of safe strings: the shape of every persidict key.
+
+    Accepts strings, other SafeStrTuples and (nested) sequences of those; everything is flattened:
+    ``SafeStrTuple("a", ("b", ["c"])).strings == ("a", "b", "c")``. It hashes and compares like
+    the plain tuple of its strings, so ``SafeStrTuple("a", "b") == ("a", "b")``.
+    """
+
+    __slots__ = ("_strings",)
+    _strings: tuple[str, ...]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if kwargs:
+            raise TypeError(f"Unexpected keyword arguments: {list(kwargs)}")
+        out: list[str] = []
+        _flatten(args, out)
+        object.__setattr__(self, "_strings", tuple(out))
+
+    @classmethod
+    def _from_valid(cls, strings: tuple[str, ...]) -> SafeStrTuple:
+        """Build without validation: only for strings already known to be safe."""
+        obj = object.__new__(cls)
+        object.__setattr__(obj, "_strings", strings)
+        return obj
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    @property
+    def strings(self) -> tuple[str, ...]:
+        """The underlying tuple of strings."""
+        return self._strings
+
+    @property
+    def str_chain(self) -> tuple[str, ...]:
+        """Alias of :attr:`strings`, kept for compatibility."""
+        return self._strings
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return SafeStrTuple._from_valid(self._strings[i])
+        return self._strings[i]
+
+    def __len__(self) -> int:
+        return len(self._strings)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._strings)
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._strings
+
+    def __hash__(self) -> int:
+        return hash(self._strings)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, SafeStrTuple):
+            return self._strings == other._strings
+        if isinstance(other, tuple) and all(type(s) is str for s in other):
+            return self._strings == other  # fast path; unsafe strings simply never match
+        try:
+            other = SafeStrTuple(other)
+        except (TypeError, ValueError):
+            return NotImplemented
+        return self._strings == other._strings
+
+    def __ne__(self, other: object) -> bool:
+        eq = self.__eq__(other)
+        return eq if eq is NotImplemented else not eq
+
+    def __add__(self, other: Any) -> SafeStrTuple:
+        return SafeStrTuple._from_valid(self._strings + SafeStrTuple(other)._strings)
+
+    def __radd__(self, other: Any) -> SafeStrTuple:
+        return SafeStrTuple._from_valid(SafeStrTuple(other)._strings + self._strings)
+
+    def __reversed__(self) -> SafeStrTuple:  # type: ignore[override]
+        return SafeStrTuple._from_valid(self._strings[::-1])
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._strings!r})"
+
+    def __copy__(self) -> SafeStrTuple:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> SafeStrTuple:
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), self._strings)
+
+
+class NonEmptySafeStrTuple(SafeStrTuple):
+    """A :class:`SafeStrTuple` holding at least one string: the type of a store key."""
+
+    __slots__ = ()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not self._strings:
+            raise ValueError("NonEmptySafeStrTuple must contain at least one string")
+
+
+PersiDictKey = Union[SafeStrTuple, Sequence[str], str]
+NonEmptyPersiDictKey = Union[NonEmptySafeStrTuple, Sequence[str], str]
+
+# Normalising the same key again is the common case (a hot loop over d[k]); remember the result
+# for plain str and tuple-of-str keys, which are immutable and hashable.
+_KEY_CACHE: dict[object, NonEmptySafeStrTuple] = {}
+_KEY_CACHE_MAX = 65536
+
+
+def normalize_key(key: object) -> NonEmptySafeStrTuple:
+    """Turn any accepted key form into a :class:`NonEmptySafeStrTuple` (ValueError/TypeError)."""
+    if type(key) is NonEmptySafeStrTuple:
+        return key
+    cacheable = type(key) is str or type(key) is tuple
+    if cacheable:
+        try:
+            hit = _KEY_CACHE.get(key)
+        except TypeError:  # a tuple holding something unhashable
+            cacheable = False
+        else:
+            if hit is not None:
+                return hit
+    result = NonEmptySafeStrTuple(key)
+    if cacheable:
+        if len(_KEY_CACHE) >= _KEY_CACHE_MAX:
+            _KEY_CACHE.clear()
+        _KEY_CACHE[key] = result
+    return result
+
+
+def check_digest_len(digest_len: object) -> int:
+    """Validate a ``digest_len`` argument: an int in ``0..26``."""
+    if isinstance(digest_len, bool) or not isinstance(digest_len, int):
+        raise TypeError(f"digest_len must be an int, got {type(digest_len).__name__}")
+    if not 0 <= digest_len <= MAX_DIGEST_LEN:
+        raise ValueError(f"digest_len must be between 0 and {MAX_DIGEST_LEN}, got {digest_len}")
+    return digest_len
+
+
+@lru_cache(maxsize=1 << 17)
+def _b32_md5(s: str) -> str:
+    return base64.b32encode(hashlib.md5(s.encode("utf-8")).digest()).decode("ascii").lower()
+
+
+def digest_suffix(s: str, digest_len: int) -> str:
+    """The case-collision-proof suffix ``"_" + base32(md5(s))[:n].lower()`` (empty for n=0)."""
+    if digest_len == 0:
+        return ""
+    return "_" + _b32_md5(s)[:digest_len]
+
+
+@lru_cache(maxsize=1 << 17)
+def sign_component(s: str, digest_len: int) -> str:
+    """Append the digest suffix to one key component (always: there is no "already signed")."""
+    if digest_len == 0:
+        return s
+    return s + "_" + _b32_md5(s)[:digest_len]
+
+
+@lru_cache(maxsize=1 << 17)
+def unsign_component(s: str, digest_len: int) -> str | None:
+    """Strip a valid digest suffix from a stored name; None if the name is not a signed component.
+
+    Also checks that what remains is a safe component, so junk names never become keys.
+    """
+    if digest_len == 0:
+        stem = s
+    else:
+        if len(s) <= digest_len + 1:
+            return None
+        stem = s[: -(digest_len + 1)]
+        if s[-(digest_len + 1) :] != "_" + _b32_md5(stem)[:digest_len]:
+            return None
+    try:
+        return _check_component(stem)
+    except ValueError:
+        return None

@@ -1,0 +1,211 @@
+"""Singleton markers (jokers, conditions, retrieval modes, sentinels) and operation results.
+
+Every marker class has exactly one instance: calling the class again, ``copy``, ``deepcopy`` and
+pickling all give back that same object, so markers are always tested with ``is``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, NewType, Protocol, TypeVar, Union, runtime_checkable
+
+__all__ = [
+    "ALWAYS_RETRIEVE",
+    "ANY_ETAG",
+    "DELETE_CURRENT",
+    "ETAG_HAS_CHANGED",
+    "ETAG_IS_THE_SAME",
+    "IF_ETAG_CHANGED",
+    "ITEM_NOT_AVAILABLE",
+    "KEEP_CURRENT",
+    "NEVER_RETRIEVE",
+    "VALUE_NOT_RETRIEVED",
+    "AlwaysRetrieveFlag",
+    "AnyETagFlag",
+    "ConditionalOperationResult",
+    "DeleteCurrentFlag",
+    "ETagConditionFlag",
+    "ETagHasChangedFlag",
+    "ETagIfExists",
+    "ETagIsTheSameFlag",
+    "ETagValue",
+    "IfETagChangedRetrieveFlag",
+    "ItemNotAvailableFlag",
+    "Joker",
+    "KeepCurrentFlag",
+    "NeverRetrieveFlag",
+    "OperationResult",
+    "RetrieveValueFlag",
+    "TransformingFunction",
+    "ValueNotRetrievedFlag",
+    "ValueType",
+]
+
+
+class _Singleton:
+    """Base of all markers: one instance per concrete class, identity kept by copy and pickle."""
+
+    __slots__ = ()
+    _instance: ClassVar[Any] = None
+
+    def __new__(cls) -> Any:
+        inst = cls.__dict__.get("_instance")
+        if inst is None:
+            inst = super().__new__(cls)
+            cls._instance = inst
+        return inst
+
+    def __copy__(self) -> Any:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Any:
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), ())
+
+    def get_params(self) -> dict[str, Any]:
+        """Markers have no parameters (kept for API compatibility)."""
+        return {}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({{}})"
+
+    __str__ = __repr__
+
+
+class Joker(_Singleton):
+    """A command value: assigning it to a key acts on the current value instead of storing it."""
+
+    __slots__ = ()
+
+
+class KeepCurrentFlag(Joker):
+    """``d[k] = KEEP_CURRENT`` leaves the current value (or absence) exactly as it is."""
+
+    __slots__ = ()
+
+
+class DeleteCurrentFlag(Joker):
+    """``d[k] = DELETE_CURRENT`` deletes the item if it exists, like :meth:`PersiDict.discard`."""
+
+    __slots__ = ()
+
+
+class ItemNotAvailableFlag(_Singleton):
+    """Stands for "no such item": the ETag and value of an absent key."""
+
+    __slots__ = ()
+
+
+class ValueNotRetrievedFlag(_Singleton):
+    """Stands for a value that exists but was deliberately not fetched."""
+
+    __slots__ = ()
+
+
+class ETagConditionFlag(_Singleton):
+    """Base of the conditions a conditional operation checks before acting."""
+
+    __slots__ = ()
+
+
+class AnyETagFlag(ETagConditionFlag):
+    """Unconditional: the condition always holds."""
+
+    __slots__ = ()
+
+
+class ETagIsTheSameFlag(ETagConditionFlag):
+    """Holds when the actual ETag equals the expected one (IA == IA means "absent")."""
+
+    __slots__ = ()
+
+
+class ETagHasChangedFlag(ETagConditionFlag):
+    """Holds when the actual ETag differs from the expected one."""
+
+    __slots__ = ()
+
+
+class RetrieveValueFlag(_Singleton):
+    """Base of the modes that say whether a conditional operation returns the stored value."""
+
+    __slots__ = ()
+
+
+class AlwaysRetrieveFlag(RetrieveValueFlag):
+    """Always return the stored value."""
+
+    __slots__ = ()
+
+
+class NeverRetrieveFlag(RetrieveValueFlag):
+    """Never fetch or deserialise the stored value (``VALUE_NOT_RETRIEVED`` comes back)."""
+
+    __slots__ = ()
+
+
+class IfETagChangedRetrieveFlag(RetrieveValueFlag):
+    """Return the value only when the actual ETag differs from the expected one."""
+
+    __slots__ = ()
+
+
+KEEP_CURRENT = KeepCurrentFlag()
+DELETE_CURRENT = DeleteCurrentFlag()
+ITEM_NOT_AVAILABLE = ItemNotAvailableFlag()
+VALUE_NOT_RETRIEVED = ValueNotRetrievedFlag()
+ANY_ETAG = AnyETagFlag()
+ETAG_IS_THE_SAME = ETagIsTheSameFlag()
+ETAG_HAS_CHANGED = ETagHasChangedFlag()
+ALWAYS_RETRIEVE = AlwaysRetrieveFlag()
+NEVER_RETRIEVE = NeverRetrieveFlag()
+IF_ETAG_CHANGED = IfETagChangedRetrieveFlag()
+
+ETagValue = NewType("ETagValue", str)
+ETagIfExists = Union[ETagValue, ItemNotAvailableFlag]
+ValueType = TypeVar("ValueType")
+_T_contra = TypeVar("_T_contra", contravariant=True)
+
+
+@runtime_checkable
+class TransformingFunction(Protocol[_T_contra]):
+    """A function given to :meth:`PersiDict.transform_item`: current value in, new value out.
+
+    It receives ``ITEM_NOT_AVAILABLE`` for an absent key and may return ``KEEP_CURRENT`` or
+    ``DELETE_CURRENT``.
+    """
+
+    def __call__(self, current: _T_contra, /) -> Any: ...
+
+
+@dataclass(frozen=True)
+class OperationResult(Generic[ValueType]):
+    """What :meth:`PersiDict.transform_item` did: the resulting ETag and value (IA if deleted)."""
+
+    resulting_etag: ETagValue | ItemNotAvailableFlag
+    new_value: ValueType | ItemNotAvailableFlag
+
+
+@dataclass(frozen=True)
+class ConditionalOperationResult(Generic[ValueType]):
+    """Outcome of a conditional operation.
+
+    Attributes:
+        condition_was_satisfied: whether the ETag condition held.
+        actual_etag: the ETag the item had when the condition was checked (IA if absent).
+        resulting_etag: the ETag after the operation (IA if absent afterwards).
+        new_value: the value after the operation, ``VALUE_NOT_RETRIEVED`` when not fetched,
+            or ``ITEM_NOT_AVAILABLE`` when there is none.
+    """
+
+    condition_was_satisfied: bool
+    actual_etag: ETagValue | ItemNotAvailableFlag
+    resulting_etag: ETagValue | ItemNotAvailableFlag
+    new_value: ValueType | ItemNotAvailableFlag | ValueNotRetrievedFlag
+
+    @property
+    def value_was_mutated(self) -> bool:
+        """True when the operation changed the stored item (its ETag changed)."""
+        return self.resulting_etag != self.actual_etag

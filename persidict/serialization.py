@@ -1,0 +1,184 @@
+"""Serialisation strategies: Python value <-> payload, chosen by ``serialization_format``.
+
+* ``"pkl"``: a standard pickle (protocol 5), which persidict 0.309 reads with ``joblib.load``.
+  Reading also accepts everything 0.309 writes: LZ4-framed joblib pickles (its FileDirDict) and
+  bare joblib pickles with numpy wrapper records (its S3 stores).
+* ``"json"``: jsonpickle text, ``indent=4``, numpy/pandas handlers registered on first need.
+* any other format: the value is a ``str`` stored as UTF-8 text.
+* memory stores keep private deep copies instead of bytes.
+
+Loading ``pkl`` or ``json`` data can execute code: never open a store you do not trust.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import pickle
+import sys
+from abc import ABC, abstractmethod
+from typing import Any, Final
+
+__all__ = ["CopySerializer", "JsonSerializer", "PickleSerializer", "Serializer",
+           "TextSerializer", "serializer_for"]
+
+LZ4_FRAME_MAGIC: Final = b"\x04\x22\x4d\x18"
+PICKLE_PROTOCOL: Final = 5
+
+
+class Serializer(ABC):
+    """Turns values into payloads and back. Errors: TypeError/ValueError on encode."""
+
+    content_type: str = "application/octet-stream"
+
+    @abstractmethod
+    def encode(self, value: Any) -> Any:
+        """Value -> payload. Raises TypeError when the value cannot be represented."""
+
+    @abstractmethod
+    def decode(self, payload: Any) -> Any:
+        """Payload -> value. Raises any exception on damaged data (the caller names the key)."""
+
+
+class _JoblibNeeded(Exception):
+    """The pickle refers to joblib's numpy wrapper records: only joblib can read the stream."""
+
+
+class _FastUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if module.startswith("joblib.numpy_pickle"):
+            raise _JoblibNeeded
+        return super().find_class(module, name)
+
+
+def _joblib_load(data: bytes) -> Any:
+    import joblib  # only for files written by persidict 0.309
+
+    return joblib.load(io.BytesIO(data))
+
+
+class PickleSerializer(Serializer):
+    """Standard pickles out; standard, joblib and LZ4-framed joblib pickles in."""
+
+    content_type = "application/octet-stream"
+
+    def encode(self, value: Any) -> bytes:
+        try:
+            return pickle.dumps(value, protocol=PICKLE_PROTOCOL)
+        except Exception as exc:
+            raise TypeError(
+                f"value of type {type(value).__name__} cannot be pickled: {exc}"
+            ) from exc
+
+    def decode(self, payload: bytes) -> Any:
+        if not payload:
+            raise ValueError("empty file: no pickle data")
+        if payload[:4] == LZ4_FRAME_MAGIC:
+            import lz4.frame
+
+            return _joblib_load(lz4.frame.decompress(payload))
+        try:
+            return _FastUnpickler(io.BytesIO(payload)).load()
+        except _JoblibNeeded:
+            return _joblib_load(payload)
+
+
+_handlers_registered: set[str] = set()
+
+
+def _register_jsonpickle_handlers(trigger: bool | None = None) -> None:
+    """Register jsonpickle's numpy/pandas handlers once, and only when those libraries are in use."""
+    for lib in ("numpy", "pandas"):
+        if lib in _handlers_registered or (lib not in sys.modules and not trigger):
+            continue
+        try:
+            if lib == "numpy":
+                import jsonpickle.ext.numpy as ext
+            else:
+                import jsonpickle.ext.pandas as ext  # type: ignore[no-redef]
+        except ImportError:  # the library itself is not installed
+            _handlers_registered.add(lib)
+            continue
+        ext.register_handlers()
+        _handlers_registered.add(lib)
+
+
+class JsonSerializer(Serializer):
+    """jsonpickle text with fixed options, so the bytes do not move with jsonpickle's defaults."""
+
+    content_type = "application/json"
+
+    def encode(self, value: Any) -> bytes:
+        import jsonpickle
+
+        _register_jsonpickle_handlers()
+        try:
+            text = jsonpickle.dumps(value, indent=4, keys=False)
+        except Exception as exc:
+            raise TypeError(
+                f"value of type {type(value).__name__} cannot be encoded as json: {exc}"
+            ) from exc
+        return text.encode("utf-8")
+
+    def decode(self, payload: bytes) -> Any:
+        import jsonpickle
+
+        if b"numpy" in payload or b"pandas" in payload:
+            _register_jsonpickle_handlers(trigger=True)
+        text = payload.decode("utf-8")
+        if not text.strip():
+            raise ValueError("empty file: no json data")
+        return jsonpickle.loads(text, keys=False)
+
+
+class TextSerializer(Serializer):
+    """Plain UTF-8 text; reading normalises newlines like a text-mode ``open``."""
+
+    content_type = "text/plain"
+
+    def encode(self, value: Any) -> bytes:
+        if not isinstance(value, str):
+            raise TypeError(f"text formats store str values, got {type(value).__name__}")
+        return value.encode("utf-8")
+
+    def decode(self, payload: bytes) -> str:
+        text = payload.decode("utf-8")
+        if "\r" in text:
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        return text
+
+
+_ATOMIC_TYPES: Final = frozenset({int, float, bool, str, bytes, complex, type(None)})
+
+
+class CopySerializer(Serializer):
+    """For memory stores: keep a private deep copy, hand out deep copies."""
+
+    def encode(self, value: Any) -> Any:
+        if type(value) in _ATOMIC_TYPES:
+            return value
+        try:
+            return copy.deepcopy(value)
+        except Exception as exc:
+            raise TypeError(
+                f"value of type {type(value).__name__} cannot be copied into memory: {exc}"
+            ) from exc
+
+    def decode(self, payload: Any) -> Any:
+        if type(payload) in _ATOMIC_TYPES:
+            return payload
+        return copy.deepcopy(payload)
+
+
+_PICKLE = PickleSerializer()
+_JSON = JsonSerializer()
+_TEXT = TextSerializer()
+
+
+def serializer_for(serialization_format: str) -> Serializer:
+    """The byte serializer for a format: ``pkl``, ``json``, or text for anything else."""
+    if serialization_format == "pkl":
+        return _PICKLE
+    if serialization_format == "json":
+        return _JSON
+    return _TEXT
