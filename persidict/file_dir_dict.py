@@ -1,0 +1,114 @@
+"""FileDirDict: a persistent dict stored as one file per item in a local directory tree.
+
+The storage mechanics (layout, atomic writes, scans) live in :mod:`persidict.file_backend`;
+this module adds the public constructor, parameters, sub-stores and maintenance helpers.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .backend_dict import BackendDict
+from .errors import BackendError
+from .file_backend import STALE_TEMP_AGE, FileBackend
+from .keys import SafeStrTuple, check_digest_len, sign_component
+from .markers import ValueType
+
+__all__ = ["FileDirDict"]
+
+
+class FileDirDict(BackendDict[ValueType]):
+    """A persistent dict keeping each item in its own file under ``base_dir``.
+
+    Key ``("a", "B", "c.d")`` with the default ``digest_len=4`` lives in
+    ``<base_dir>/a_btax/B_tvpn/c.d_4cj6.pkl``: every component gets a short digest suffix (so
+    ``"hello"`` and ``"Hello"`` never collide on case-insensitive disks) and the file extension is
+    the serialization format. Several stores with different formats may share one ``base_dir``;
+    each sees only files with its own extension.
+
+    Writes are atomic (temp file, fsync, rename). Insert-if-absent (append-only writes,
+    ``setdefault_if`` with ``ITEM_NOT_AVAILABLE``) is atomic across processes on local POSIX file
+    systems; other conditional operations are check-then-act (no locks, so shared folders such
+    as Dropbox keep working).
+
+    Args:
+        base_dir: the root directory (created if missing; relative paths are resolved against
+            the current directory at construction).
+        serialization_format: ``"pkl"``, ``"json"`` or, for ``str`` values, any other safe name.
+        append_only: if True, items can be added but never changed or deleted.
+        digest_len: length of the digest suffix on every key component, ``0..26``
+            (0: no suffix; only safe on case-sensitive file systems).
+        base_class_for_values: if set, every value must be an instance of it.
+    """
+
+    def __init__(self, *, base_dir: str | os.PathLike[str] = "__file_dir_dict__",
+                 serialization_format: str = "pkl", append_only: bool = False,
+                 digest_len: int = 4, base_class_for_values: type | None = None) -> None:
+        self._setup(base_dir, serialization_format, append_only, digest_len,
+                    base_class_for_values, create_dir=True)
+
+    def _setup(self, base_dir: str | os.PathLike[str], serialization_format: str,
+               append_only: bool, digest_len: int, base_class_for_values: type | None,
+               *, create_dir: bool) -> None:
+        path = os.fspath(base_dir)
+        if not isinstance(path, str):
+            raise TypeError(f"base_dir must be a str or os.PathLike[str], got "
+                            f"{type(base_dir).__name__}")
+        path = os.path.abspath(path)
+        backend = FileBackend(path, serialization_format, check_digest_len(digest_len))
+        super().__init__(backend=backend, append_only=append_only,
+                         base_class_for_values=base_class_for_values,
+                         serialization_format=serialization_format)
+        self._file_backend = backend
+        self._digest_len = digest_len
+        if not create_dir:
+            return
+        if os.path.isfile(path):
+            raise ValueError(f"{path} is a file, not a directory.")
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as exc:
+            raise BackendError(f"Failed to create or access directory: {path} ({exc})",
+                               backend="filesystem", operation="init") from exc
+        if not os.path.isdir(path):
+            raise BackendError(f"Failed to create or access directory: {path}",
+                               backend="filesystem", operation="init")
+
+    @property
+    def base_dir(self) -> str:
+        """The absolute path of the store's root directory."""
+        return self._file_backend.base_dir
+
+    @property
+    def digest_len(self) -> int:
+        """Length of the digest suffix put on every key component (0: none)."""
+        return self._digest_len
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor arguments that rebuild an equivalent store, sorted by name."""
+        params = super().get_params()
+        params["base_dir"] = self.base_dir
+        params["digest_len"] = self._digest_len
+        return dict(sorted(params.items()))
+
+    def _make_subdict(self, prefix: SafeStrTuple) -> FileDirDict[ValueType]:
+        """A FileDirDict rooted at ``prefix``'s directory, which is *not* created on disk.
+
+        It appears with the first write through either store (reads never create directories).
+        """
+        n = self._digest_len
+        path = os.path.join(self.base_dir, *(sign_component(c, n) for c in prefix.strings))
+        sub: FileDirDict[ValueType] = FileDirDict.__new__(FileDirDict)
+        sub._setup(path, self.serialization_format, self.append_only, n,
+                   self.base_class_for_values, create_dir=False)
+        return sub
+
+    def remove_stale_temp_files(self, max_age_seconds: float = STALE_TEMP_AGE) -> int:
+        """Delete temp files (``.__tmp__*``) older than ``max_age_seconds`` and return how many.
+
+        A writer killed between creating its temp file and renaming it leaves such a file
+        behind; it is never visible as an item, only wasted space. Files younger than the age
+        limit may belong to a live writer and are kept. ``clear()`` does this too.
+        """
+        return self._file_backend.remove_stale_temp_files(max_age_seconds)
