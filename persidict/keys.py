@@ -200,8 +200,9 @@ class NonEmptySafeStrTuple(SafeStrTuple):
             raise ValueError("NonEmptySafeStrTuple must contain at least one string")
 
 
-PersiDictKey = Union[SafeStrTuple, Sequence[str], str]
-NonEmptyPersiDictKey = Union[NonEmptySafeStrTuple, Sequence[str], str]
+# typing.Union objects (not X | Y) so they are usable at run time on every supported Python.
+PersiDictKey = Union[SafeStrTuple, Sequence[str], str]  # noqa: UP007
+NonEmptyPersiDictKey = Union[NonEmptySafeStrTuple, Sequence[str], str]  # noqa: UP007
 
 # Normalising the same key again is the common case (a hot loop over d[k]); remember the result
 # for plain str and tuple-of-str keys, which are immutable and hashable.

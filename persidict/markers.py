@@ -164,7 +164,7 @@ NEVER_RETRIEVE = NeverRetrieveFlag()
 IF_ETAG_CHANGED = IfETagChangedRetrieveFlag()
 
 ETagValue = NewType("ETagValue", str)
-ETagIfExists = Union[ETagValue, ItemNotAvailableFlag]
+ETagIfExists = Union[ETagValue, ItemNotAvailableFlag]  # noqa: UP007 (a typing.Union, as upstream)
 ValueType = TypeVar("ValueType")
 _T_contra = TypeVar("_T_contra", contravariant=True)
 

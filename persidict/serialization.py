@@ -19,8 +19,14 @@ import sys
 from abc import ABC, abstractmethod
 from typing import Any, Final
 
-__all__ = ["CopySerializer", "JsonSerializer", "PickleSerializer", "Serializer",
-           "TextSerializer", "serializer_for"]
+__all__ = [
+    "CopySerializer",
+    "JsonSerializer",
+    "PickleSerializer",
+    "Serializer",
+    "TextSerializer",
+    "serializer_for",
+]
 
 LZ4_FRAME_MAGIC: Final = b"\x04\x22\x4d\x18"
 PICKLE_PROTOCOL: Final = 5
@@ -87,7 +93,7 @@ _handlers_registered: set[str] = set()
 
 
 def _register_jsonpickle_handlers(trigger: bool | None = None) -> None:
-    """Register jsonpickle's numpy/pandas handlers once, and only when those libraries are in use."""
+    """Register jsonpickle's numpy/pandas handlers once, only when those libraries are in use."""
     for lib in ("numpy", "pandas"):
         if lib in _handlers_registered or (lib not in sys.modules and not trigger):
             continue
@@ -95,7 +101,7 @@ def _register_jsonpickle_handlers(trigger: bool | None = None) -> None:
             if lib == "numpy":
                 import jsonpickle.ext.numpy as ext
             else:
-                import jsonpickle.ext.pandas as ext  # type: ignore[no-redef]
+                import jsonpickle.ext.pandas as ext
         except ImportError:  # the library itself is not installed
             _handlers_registered.add(lib)
             continue
@@ -113,7 +119,7 @@ class JsonSerializer(Serializer):
 
         _register_jsonpickle_handlers()
         try:
-            text = jsonpickle.dumps(value, indent=4, keys=False)
+            text: str = jsonpickle.dumps(value, indent=4, keys=False)
         except Exception as exc:
             raise TypeError(
                 f"value of type {type(value).__name__} cannot be encoded as json: {exc}"

@@ -71,7 +71,9 @@ class Backend(ABC):
         return self.stat(key) is not None
 
     @abstractmethod
-    def read(self, key: Key, *, if_none_match: str | None = None) -> tuple[Any, Stat] | NotModified | None:
+    def read(
+        self, key: Key, *, if_none_match: str | None = None
+    ) -> tuple[Any, Stat] | NotModified | None:
         """One consistent read: the payload and the Stat describing exactly those bytes.
 
         Returns None if absent, or ``NOT_MODIFIED`` (without transferring the payload) when
@@ -91,7 +93,10 @@ class Backend(ABC):
 
     @abstractmethod
     def scan(self, *, with_stat: bool = False) -> Iterator[tuple[Key, Stat | None]]:
-        """Every key under this root (Stat only when asked; items vanishing mid-scan are skipped)."""
+        """Every key under this root, with its Stat only when asked.
+
+        Items that vanish during the scan are skipped.
+        """
 
     def count(self) -> int:
         """Number of items (override when the backend can count faster than a scan)."""

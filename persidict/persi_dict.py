@@ -1,0 +1,472 @@
+"""PersiDict: the abstract base of every store. The whole dict API is written here, once.
+
+Concrete stores implement a small core (item access, ``_iterate``, ``timestamp``, ``etag``, the
+four conditional operations, ``_remove_item``, ``get_subdict``); everything else — ``get``,
+``pop``, ``popitem``, ``setdefault``, ``update``, ``discard``, ``transform_item``, the
+timestamp-ordered views, ``subdicts``, ``random_key``, equality, ``repr`` — builds on that core.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, MutableMapping
+from itertools import zip_longest
+from typing import Any, NoReturn, overload
+
+from .errors import ConcurrencyConflictError, MutationPolicyError
+from .keys import (
+    SAFE_CHARS_SET,
+    NonEmptyPersiDictKey,
+    PersiDictKey,
+    SafeStrTuple,
+    normalize_key,
+)
+from .markers import (
+    ALWAYS_RETRIEVE,
+    ANY_ETAG,
+    DELETE_CURRENT,
+    ETAG_HAS_CHANGED,
+    ETAG_IS_THE_SAME,
+    IF_ETAG_CHANGED,
+    ITEM_NOT_AVAILABLE,
+    KEEP_CURRENT,
+    ConditionalOperationResult,
+    ETagConditionFlag,
+    ETagIfExists,
+    ETagValue,
+    ItemNotAvailableFlag,
+    Joker,
+    OperationResult,
+    RetrieveValueFlag,
+    TransformingFunction,
+    ValueNotRetrievedFlag,
+    ValueType,
+)
+
+__all__ = ["PersiDict"]
+
+_Entry = tuple[SafeStrTuple, Any, float | None]
+Result = ConditionalOperationResult[Any]
+
+
+# The four result shapes every conditional operation returns (SPEC 3.4).
+def ia_result(satisfied: bool) -> Result:
+    """Item not available: absent before and after."""
+    return ConditionalOperationResult(satisfied, ITEM_NOT_AVAILABLE, ITEM_NOT_AVAILABLE,
+                                      ITEM_NOT_AVAILABLE)
+
+
+def unchanged_result(satisfied: bool, etag: Any, value: Any) -> Result:
+    """Nothing written: the item keeps ``etag``; ``value`` may be VALUE_NOT_RETRIEVED."""
+    return ConditionalOperationResult(satisfied, etag, etag, value)
+
+
+def written_result(actual: Any, resulting: Any, value: Any) -> Result:
+    """A successful write from ``actual`` (IA or old ETag) to ``resulting``."""
+    return ConditionalOperationResult(True, actual, resulting, value)
+
+
+def deleted_result(actual: Any) -> Result:
+    """A successful delete of the item that had ETag ``actual``."""
+    return ConditionalOperationResult(True, actual, ITEM_NOT_AVAILABLE, ITEM_NOT_AVAILABLE)
+
+
+def check_condition(condition: object, expected: object, actual: object) -> bool:
+    """Evaluate an ETag condition; ITEM_NOT_AVAILABLE compares like any other ETag."""
+    if condition is ANY_ETAG:
+        return True
+    if condition is ETAG_IS_THE_SAME:
+        return bool(expected == actual)
+    if condition is ETAG_HAS_CHANGED:
+        return bool(expected != actual)
+    raise ValueError(
+        f"condition must be ANY_ETAG, ETAG_IS_THE_SAME, or ETAG_HAS_CHANGED, got {condition!r}")
+
+
+def check_retrieve(retrieve_value: object) -> None:
+    """Reject anything that is not a retrieval mode."""
+    if not isinstance(retrieve_value, RetrieveValueFlag):
+        raise TypeError("retrieve_value must be ALWAYS_RETRIEVE, NEVER_RETRIEVE, or "
+                        f"IF_ETAG_CHANGED, got {type(retrieve_value).__name__}")
+
+
+def wants_value(retrieve_value: object, expected: object, actual: object) -> bool:
+    """Whether a result should carry the stored value (SPEC 3.3)."""
+    if retrieve_value is ALWAYS_RETRIEVE:
+        return True
+    if retrieve_value is IF_ETAG_CHANGED:
+        return bool(expected != actual)
+    return False
+
+
+class PersiDict(MutableMapping[SafeStrTuple, ValueType], ABC):
+    """A persistent, dict-like store keyed by tuples of safe strings.
+
+    Args:
+        append_only: if True, items can be added but never changed or deleted.
+        base_class_for_values: if set, every stored and read value must be an instance of it.
+        serialization_format: ``"pkl"`` (pickle), ``"json"`` (jsonpickle) or, for ``str``
+            values only, any other safe name (plain text, used as the file extension).
+
+    Keys may be given as a ``str``, a sequence of strings (nested allowed) or a
+    :class:`SafeStrTuple`; they are normalised to a :class:`NonEmptySafeStrTuple`. Bad keys raise
+    ``ValueError`` (unsafe characters, empty, ``.``/``..``, too long) or ``TypeError``.
+    """
+
+    def __init__(self, *, append_only: bool = False, base_class_for_values: type | None = None,
+                 serialization_format: str = "pkl") -> None:
+        if not isinstance(append_only, bool):
+            raise TypeError(f"append_only must be a bool, got {type(append_only).__name__}")
+        if not isinstance(serialization_format, str):
+            raise TypeError("serialization_format must be a str, got "
+                            f"{type(serialization_format).__name__}")
+        if not serialization_format:
+            raise ValueError("serialization_format must be a non-empty string")
+        if not set(serialization_format) <= SAFE_CHARS_SET:
+            raise ValueError(
+                "serialization_format must contain only URL/filename-safe characters")
+        if base_class_for_values is not None and not isinstance(base_class_for_values, type):
+            raise TypeError("base_class_for_values must be a type or None")
+        is_text = base_class_for_values is not None and issubclass(base_class_for_values, str)
+        if not is_text and serialization_format not in ("pkl", "json"):
+            raise ValueError(
+                "For non-string values serialization_format must be either 'pkl' or 'json'.")
+        self._append_only = append_only
+        self.base_class_for_values = base_class_for_values
+        self.serialization_format = serialization_format
+
+    # ----------------------------------------------------------------- parameters and identity
+    @property
+    def append_only(self) -> bool:
+        """True if items can be added but never changed or deleted."""
+        return self._append_only
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor arguments that rebuild an equivalent store, sorted by name."""
+        return {"append_only": self._append_only,
+                "base_class_for_values": self.base_class_for_values,
+                "serialization_format": self.serialization_format}
+
+    def clone(self, **overrides: Any) -> PersiDict[ValueType]:
+        """A new store built from :meth:`get_params` with ``overrides`` applied.
+
+        Like ``copy.copy``, the clone is a new handle on the same storage unless an override
+        points it elsewhere (e.g. ``d.clone(base_dir="other")``).
+        """
+        unknown = set(overrides) - set(self.get_params())
+        if unknown:
+            raise TypeError(
+                f"{type(self).__name__}.clone() got unknown parameters {sorted(unknown)}")
+        return type(self)(**{**self.get_params(), **overrides})
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in sorted(self.get_params().items()))
+        return f"{type(self).__name__}({params})"
+
+    def __str__(self) -> str:
+        return str(dict(self.items()))
+
+    def __copy__(self) -> PersiDict[ValueType]:
+        return type(self)(**self.get_params())
+
+    def __getstate__(self) -> NoReturn:
+        raise TypeError(f"{type(self).__name__} instances cannot be pickled. "
+                        "To persist configuration, use get_params().")
+
+    def __setstate__(self, state: Any) -> NoReturn:
+        raise TypeError(f"{type(self).__name__} instances cannot be unpickled. "
+                        "Recreate from parameters instead.")
+
+    def __reduce_ex__(self, protocol: Any) -> NoReturn:
+        self.__getstate__()
+
+    # ---------------------------------------------------------------------- validation helpers
+    def _check_value(self, value: Any) -> None:
+        """Checks every value must pass before it is written."""
+        if isinstance(value, PersiDict):
+            raise TypeError("Cannot store a PersiDict instance directly")
+        if isinstance(value, (ItemNotAvailableFlag, ValueNotRetrievedFlag)):
+            raise TypeError(f"{value!r} is a status marker and cannot be stored as a value")
+        cls = self.base_class_for_values
+        if cls is not None and not isinstance(value, cls):
+            raise TypeError(f"Value must be an instance of {cls.__name__}, "
+                            f"but it is {type(value).__name__} instead.")
+
+    def _check_read_value(self, value: Any) -> Any:
+        cls = self.base_class_for_values
+        if cls is not None and not isinstance(value, cls):
+            raise TypeError(f"Value must be an instance of {cls.__name__}, "
+                            f"but it is {type(value).__name__} instead.")
+        return value
+
+    def _check_delete_policy(self) -> None:
+        if self._append_only:
+            raise MutationPolicyError("append-only", "items of an append-only store cannot be "
+                                      "deleted or changed")
+
+    # ------------------------------------------------------------------------- the core (abstract)
+    @abstractmethod
+    def __getitem__(self, key: NonEmptyPersiDictKey) -> ValueType: ...
+
+    @abstractmethod
+    def __setitem__(self, key: NonEmptyPersiDictKey, value: Any) -> None: ...
+
+    @abstractmethod
+    def __delitem__(self, key: NonEmptyPersiDictKey) -> None: ...
+
+    @abstractmethod
+    def __contains__(self, key: object) -> bool: ...
+
+    @abstractmethod
+    def __len__(self) -> int: ...
+
+    @abstractmethod
+    def _iterate(self, with_values: bool, with_timestamps: bool) -> Iterator[_Entry]:
+        """Yield ``(key, value or None, timestamp or None)`` for every item."""
+
+    @abstractmethod
+    def _remove_item(self, key: SafeStrTuple) -> bool:
+        """Delete one item without policy checks; False if it was absent."""
+
+    @abstractmethod
+    def timestamp(self, key: NonEmptyPersiDictKey) -> float:
+        """POSIX time of the item's last write (KeyError if absent)."""
+
+    @abstractmethod
+    def etag(self, key: NonEmptyPersiDictKey) -> ETagValue:
+        """The item's current ETag, an opaque string that changes on every write."""
+
+    @abstractmethod
+    def get_item_if(self, key: NonEmptyPersiDictKey, *, condition: ETagConditionFlag,
+                    expected_etag: ETagIfExists,
+                    retrieve_value: RetrieveValueFlag = IF_ETAG_CHANGED) -> Result:
+        """Read conditionally; never mutates. The value comes back even if the condition fails."""
+
+    @abstractmethod
+    def set_item_if(self, key: NonEmptyPersiDictKey, *, value: Any,
+                    condition: ETagConditionFlag, expected_etag: ETagIfExists,
+                    retrieve_value: RetrieveValueFlag = IF_ETAG_CHANGED) -> Result:
+        """Write ``value`` (or a joker) only if the condition holds on the actual ETag."""
+
+    @abstractmethod
+    def setdefault_if(self, key: NonEmptyPersiDictKey, *, default_value: Any,
+                      condition: ETagConditionFlag, expected_etag: ETagIfExists,
+                      retrieve_value: RetrieveValueFlag = IF_ETAG_CHANGED) -> Result:
+        """Insert ``default_value`` if the key is absent and the condition holds."""
+
+    @abstractmethod
+    def discard_if(self, key: NonEmptyPersiDictKey, *, condition: ETagConditionFlag,
+                   expected_etag: ETagIfExists) -> Result:
+        """Delete the item only if the condition holds on its actual ETag."""
+
+    def get_subdict(self, prefix_key: PersiDictKey) -> PersiDict[ValueType]:
+        """A store of the same kind over the keys that start with ``prefix_key``."""
+        raise NotImplementedError(f"{type(self).__name__} does not support get_subdict()")
+
+    # -------------------------------------------------------------------------- dict protocol
+    def __iter__(self) -> Iterator[SafeStrTuple]:
+        return self.keys()
+
+    def keys(self) -> Iterator[SafeStrTuple]:  # type: ignore[override]
+        """A generator of every key (a new traversal on each call)."""
+        return (k for k, _, _ in self._iterate(False, False))
+
+    def values(self) -> Iterator[ValueType]:  # type: ignore[override]
+        """A generator of every value."""
+        return (v for _, v, _ in self._iterate(True, False))
+
+    def items(self) -> Iterator[tuple[SafeStrTuple, ValueType]]:  # type: ignore[override]
+        """A generator of ``(key, value)`` pairs."""
+        return ((k, v) for k, v, _ in self._iterate(True, False))
+
+    def keys_and_timestamps(self) -> Iterator[tuple[SafeStrTuple, float]]:
+        """A generator of ``(key, timestamp)`` pairs."""
+        return ((k, t) for k, _, t in self._iterate(False, True))  # type: ignore[misc]
+
+    def values_and_timestamps(self) -> Iterator[tuple[ValueType, float]]:
+        """A generator of ``(value, timestamp)`` pairs."""
+        return ((v, t) for _, v, t in self._iterate(True, True))  # type: ignore[misc]
+
+    def items_and_timestamps(self) -> Iterator[tuple[SafeStrTuple, ValueType, float]]:
+        """A generator of ``(key, value, timestamp)`` triples."""
+        return ((k, v, t) for k, v, t in self._iterate(True, True))  # type: ignore[misc]
+
+    def __bool__(self) -> bool:
+        return next(iter(self), None) is not None
+
+    def __eq__(self, other: object) -> bool:
+        if self is other:
+            return True
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        if type(self) is type(other) and self.get_params() == other.get_params():
+            return True
+        try:
+            for mine, theirs in zip_longest(self.keys(), other.items(), fillvalue=None):
+                if mine is None or theirs is None:
+                    return False
+                if self[theirs[0]] != theirs[1]:
+                    return False
+        except (KeyError, TypeError, AttributeError, ValueError):
+            return False
+        return True
+
+    def __ne__(self, other: object) -> bool:
+        eq = self.__eq__(other)
+        return eq if eq is NotImplemented else not eq
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __ior__(self, other: Any) -> PersiDict[ValueType]:
+        if not isinstance(other, Mapping):
+            raise TypeError(f"Cannot update PersiDict with non-Mapping type: {type(other)}")
+        self.update(other)
+        return self
+
+    def setdefault(self, key: NonEmptyPersiDictKey, default: Any = None) -> Any:
+        """Return the value of ``key``, inserting ``default`` first if absent (insert-if-absent)."""
+        if isinstance(default, Joker):
+            raise TypeError("default must be a regular value, not a Joker command")
+        r = self.setdefault_if(key, default_value=default, condition=ANY_ETAG,
+                               expected_etag=ITEM_NOT_AVAILABLE, retrieve_value=ALWAYS_RETRIEVE)
+        return default if r.value_was_mutated else r.new_value
+
+    @overload
+    def pop(self, key: NonEmptyPersiDictKey, /) -> ValueType: ...
+    @overload
+    def pop(self, key: NonEmptyPersiDictKey, default: Any, /) -> Any: ...
+
+    def pop(self, key: NonEmptyPersiDictKey, *default: Any) -> Any:
+        """Remove ``key`` and return its value (or ``default``); one read + a conditional delete."""
+        if len(default) > 1:
+            raise TypeError(f"pop expected at most 2 arguments, got {len(default) + 1}")
+        self._check_delete_policy()
+        k = normalize_key(key)
+        grabbed: list[Any] = []
+
+        def grab_and_delete(current: Any) -> Any:
+            grabbed[:] = [current]
+            return KEEP_CURRENT if current is ITEM_NOT_AVAILABLE else DELETE_CURRENT
+
+        self.transform_item(k, transformer=grab_and_delete)
+        if grabbed and grabbed[0] is not ITEM_NOT_AVAILABLE:
+            return grabbed[0]
+        if default:
+            return default[0]
+        raise KeyError(k)
+
+    def popitem(self) -> tuple[SafeStrTuple, ValueType]:
+        """Remove and return some ``(key, value)`` pair; KeyError if empty."""
+        self._check_delete_policy()
+        for key in self.keys():
+            try:
+                return key, self.pop(key)
+            except KeyError:
+                continue
+        raise KeyError("dictionary is empty")
+
+    def clear(self) -> None:
+        """Delete every item (MutationPolicyError on append-only stores)."""
+        self._check_delete_policy()
+        for key in list(self.keys()):
+            self._remove_item(key)
+
+    def discard(self, key: NonEmptyPersiDictKey) -> bool:
+        """Delete ``key`` if present; True if something was deleted."""
+        self._check_delete_policy()
+        return self._remove_item(normalize_key(key))
+
+    delete_if_exists = discard
+
+    # ---------------------------------------------------------------------- extra operations
+    def get_with_etag(self, key: NonEmptyPersiDictKey) -> Result:
+        """The value and its ETag from one consistent read."""
+        return self.get_item_if(key, condition=ANY_ETAG, expected_etag=ITEM_NOT_AVAILABLE,
+                                retrieve_value=ALWAYS_RETRIEVE)
+
+    def transform_item(self, key: NonEmptyPersiDictKey, *,
+                       transformer: TransformingFunction[Any],
+                       n_retries: int | None = 6) -> OperationResult[Any]:
+        """Read-modify-write with optimistic concurrency: retried while other writers interfere.
+
+        ``transformer(current)`` gets the current value (ITEM_NOT_AVAILABLE if absent) and returns
+        the new value, KEEP_CURRENT or DELETE_CURRENT. It may be called several times. Atomic
+        when the backend's conditional writes are (S3, memory; files are check-then-act).
+        """
+        k = normalize_key(key)
+        if n_retries is not None:
+            try:
+                n_retries = int(n_retries)
+            except (TypeError, ValueError) as exc:
+                raise TypeError("n_retries must be a non-negative int or None") from exc
+            if n_retries < 0:
+                raise ValueError("n_retries must be a non-negative int or None")
+        retries = 0
+        r = self.get_item_if(k, condition=ANY_ETAG, expected_etag=ITEM_NOT_AVAILABLE,
+                             retrieve_value=ALWAYS_RETRIEVE)
+        current, etag = r.new_value, r.actual_etag
+        while True:
+            new = transformer(current)
+            if new is KEEP_CURRENT:
+                return OperationResult(resulting_etag=etag, new_value=current)
+            if new is DELETE_CURRENT:
+                d = self.discard_if(k, condition=ETAG_IS_THE_SAME, expected_etag=etag)
+                if d.condition_was_satisfied:
+                    return OperationResult(ITEM_NOT_AVAILABLE, ITEM_NOT_AVAILABLE)
+                reread = True
+            else:
+                w = self.set_item_if(k, value=new, condition=ETAG_IS_THE_SAME,
+                                     expected_etag=etag, retrieve_value=ALWAYS_RETRIEVE)
+                if w.condition_was_satisfied:
+                    return OperationResult(w.resulting_etag, new)
+                current, etag, reread = w.new_value, w.actual_etag, False
+            if n_retries is not None and retries >= n_retries:
+                raise ConcurrencyConflictError(k, retries + 1)
+            time.sleep(random.uniform(0.01, 0.2) * 1.75 ** retries)
+            retries += 1
+            if reread:
+                r = self.get_item_if(k, condition=ANY_ETAG, expected_etag=ITEM_NOT_AVAILABLE,
+                                     retrieve_value=ALWAYS_RETRIEVE)
+                current, etag = r.new_value, r.actual_etag
+
+    def _sorted_keys(self, max_n: int | None, newest: bool) -> list[SafeStrTuple]:
+        if max_n is not None and max_n <= 0:
+            return []
+        pairs = self.keys_and_timestamps()
+        if max_n is None:
+            return [k for k, _ in sorted(pairs, key=lambda p: p[1], reverse=newest)]
+        pick = heapq.nlargest if newest else heapq.nsmallest
+        return [k for k, _ in pick(max_n, pairs, key=lambda p: p[1])]
+
+    def oldest_keys(self, *, max_n: int | None = None) -> list[SafeStrTuple]:
+        """Keys from the oldest to the newest write (at most ``max_n``)."""
+        return self._sorted_keys(max_n, newest=False)
+
+    def newest_keys(self, *, max_n: int | None = None) -> list[SafeStrTuple]:
+        """Keys from the newest to the oldest write (at most ``max_n``)."""
+        return self._sorted_keys(max_n, newest=True)
+
+    def oldest_values(self, *, max_n: int | None = None) -> list[ValueType]:
+        """Values of :meth:`oldest_keys`."""
+        return [self[k] for k in self.oldest_keys(max_n=max_n)]
+
+    def newest_values(self, *, max_n: int | None = None) -> list[ValueType]:
+        """Values of :meth:`newest_keys`."""
+        return [self[k] for k in self.newest_keys(max_n=max_n)]
+
+    def subdicts(self) -> dict[str, PersiDict[ValueType]]:
+        """One sub-store per distinct first key component."""
+        firsts = dict.fromkeys(k[0] for k in self.keys())
+        return {name: self.get_subdict(name) for name in firsts}
+
+    def random_key(self) -> SafeStrTuple | None:
+        """A uniformly random key (reservoir sampling over one listing), None if empty."""
+        chosen: SafeStrTuple | None = None
+        for i, key in enumerate(self.keys(), start=1):
+            if random.random() * i < 1.0:
+                chosen = key
+        return chosen
+
