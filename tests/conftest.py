@@ -1,0 +1,148 @@
+"""The backend matrix: every store kind the contract suite runs against, listed once.
+
+A contract test asks for ``make_store`` and calls ``make_store(**params)`` with the common
+PersiDict parameters (``append_only``, ``serialization_format``, ``base_class_for_values``). Each
+kind builds a fresh, empty store in its own temporary location and skips the test when it
+cannot take those parameters (e.g. WriteOnceDict is always append-only).
+
+Adding a backend = adding one ``StoreKind`` to ``KINDS``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from persidict import LocalDict, PersiDict
+
+_counter = itertools.count()
+
+
+@dataclass(frozen=True)
+class StoreKind:
+    """One entry of the matrix: how to build a store, and what it can be."""
+
+    name: str
+    build: Callable[..., PersiDict[Any]]  # build(ctx, append_only, serialization_format, bcv)
+    modes: frozenset[str] = frozenset({"mutable", "append_only"})
+    needs: tuple[str, ...] = ()  # fixtures the builder needs, e.g. ("s3_mock",)
+    marks: tuple[Any, ...] = field(default=())
+    persistent: bool = True  # values go through serialisation (json turns tuples into lists...)
+    atomic: bool = True  # conditional writes are one atomic decision
+
+
+def _file(ctx: dict[str, Any], **p: Any) -> PersiDict[Any]:
+    from persidict import FileDirDict
+
+    return FileDirDict(base_dir=ctx["tmp"] / f"fd{next(_counter)}", **p)
+
+
+def _local(ctx: dict[str, Any], **p: Any) -> PersiDict[Any]:
+    return LocalDict(**p)
+
+
+def _write_once(ctx: dict[str, Any], **p: Any) -> PersiDict[Any]:
+    from persidict import FileDirDict, WriteOnceDict
+
+    inner = FileDirDict(base_dir=ctx["tmp"] / f"wo{next(_counter)}", **p)
+    return WriteOnceDict(wrapped_dict=inner, p_consistency_checks=0.5)
+
+
+def _append_cached(ctx: dict[str, Any], **p: Any) -> PersiDict[Any]:
+    from persidict import AppendOnlyDictCached, FileDirDict
+
+    main = FileDirDict(base_dir=ctx["tmp"] / f"ac{next(_counter)}", **p)
+    return AppendOnlyDictCached(main_dict=main, data_cache=LocalDict(**p))
+
+
+def _mutable_cached(ctx: dict[str, Any], **p: Any) -> PersiDict[Any]:
+    from persidict import FileDirDict, MutableDictCached
+
+    main = FileDirDict(base_dir=ctx["tmp"] / f"mc{next(_counter)}", **p)
+    etag_params = {**p, "serialization_format": "txt", "base_class_for_values": str}
+    return MutableDictCached(main_dict=main, data_cache=LocalDict(**p),
+                             etag_cache=LocalDict(**etag_params))
+
+
+def _mutable_cached_local(ctx: dict[str, Any], **p: Any) -> PersiDict[Any]:
+    from persidict import MutableDictCached
+
+    etag_params = {**p, "serialization_format": "txt", "base_class_for_values": str}
+    return MutableDictCached(main_dict=LocalDict(**p), data_cache=LocalDict(**p),
+                             etag_cache=LocalDict(**etag_params))
+
+
+def _basic_s3(ctx: dict[str, Any], **p: Any) -> PersiDict[Any]:
+    return ctx["s3"].basic_store(root_prefix=f"t{next(_counter)}", **p)
+
+
+def _s3_dict(ctx: dict[str, Any], **p: Any) -> PersiDict[Any]:
+    n = next(_counter)
+    return ctx["s3"].cached_store(root_prefix=f"t{n}", base_dir=ctx["tmp"] / f"s3c{n}", **p)
+
+
+KINDS: list[StoreKind] = [
+    StoreKind("local", _local, persistent=False),
+    StoreKind("file", _file, atomic=False),
+    StoreKind("write_once", _write_once, modes=frozenset({"append_only"}), atomic=False),
+    StoreKind("append_cached", _append_cached, modes=frozenset({"append_only"}), atomic=False),
+    StoreKind("mutable_cached", _mutable_cached, modes=frozenset({"mutable"}), atomic=False),
+    StoreKind("mutable_cached_mem", _mutable_cached_local, modes=frozenset({"mutable"}),
+              persistent=False),
+    StoreKind("basic_s3_mock", _basic_s3, needs=("s3_mock",), marks=(pytest.mark.s3,)),
+    StoreKind("basic_s3_http", _basic_s3, needs=("s3_http",), marks=(pytest.mark.s3,)),
+    StoreKind("s3dict_mock", _s3_dict, needs=("s3_mock",), marks=(pytest.mark.s3,)),
+    StoreKind("s3dict_http", _s3_dict, needs=("s3_http",), marks=(pytest.mark.s3,)),
+]
+
+
+class StoreFactory:
+    """What ``make_store`` hands a test: call it to get a fresh, empty store of one kind."""
+
+    def __init__(self, kind: StoreKind, ctx: dict[str, Any]) -> None:
+        self.kind = kind
+        self.ctx = ctx
+
+    @property
+    def name(self) -> str:
+        return self.kind.name
+
+    def __call__(self, *, append_only: bool = False, serialization_format: str = "pkl",
+                 base_class_for_values: type | None = None) -> PersiDict[Any]:
+        mode = "append_only" if append_only else "mutable"
+        if mode not in self.kind.modes:
+            pytest.skip(f"{self.kind.name} stores cannot be {mode}")
+        return self.kind.build(self.ctx, append_only=append_only,
+                               serialization_format=serialization_format,
+                               base_class_for_values=base_class_for_values)
+
+
+def _s3_available() -> bool:
+    try:
+        import boto3  # noqa: F401
+        import moto  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.fixture(params=[pytest.param(k, id=k.name, marks=k.marks) for k in KINDS])
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
+    """A factory of fresh stores, once per backend kind in the matrix."""
+    kind: StoreKind = request.param
+    ctx: dict[str, Any] = {"tmp": tmp_path}
+    for need in kind.needs:
+        if need.startswith("s3") and not _s3_available():
+            pytest.skip("boto3/moto not installed")
+        ctx["s3"] = request.getfixturevalue(need)
+    yield StoreFactory(kind, ctx)
+
+
+with contextlib.suppress(ImportError):
+    from tests.s3_support import *  # noqa: F403  (the s3_mock / s3_http fixtures)
