@@ -1,0 +1,284 @@
+"""Store keys of calls: call normalisation, code fingerprints and the key layout.
+
+A cached call lives under a six-component key::
+
+    ("v1", <module>, <qualname>, <code fingerprint>, <shard>, <argument digest>)
+
+* ``"v1"`` is the key scheme: a future scheme gets a new tag and never misreads old entries.
+* ``<module>`` and ``<qualname>`` name the function (``<`` and ``>`` become ``(`` and ``)``, other
+  unsafe characters ``_`` plus a short hash of the original, so no two names share a component).
+  Scripts run as ``__main__`` (or ``__mp_main__`` in a spawned worker) are named after their file.
+* ``<code fingerprint>`` is ``src~`` and a short hash of the function's normalised source
+  (comments, docstrings, decorators and formatting do not count), ``code~`` and a hash of the code
+  object when the source is unavailable, or ``ver~<version>`` for a manual ``version=``. Results of
+  older versions of the code stay in the store, under their own fingerprint.
+* ``<shard>`` is the first two hex digits of the digest (it spreads entries over directories).
+* ``<argument digest>`` is the 128-bit :func:`~persidict_memo.hashing.content_digest` of the
+  normalised call: every parameter, bound through :func:`inspect.signature` with defaults
+  applied, so ``f(1)``, ``f(x=1)`` and ``f(1, y=2)`` (``y`` defaulting to 2) are one call.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import os
+import reprlib
+import sys
+import textwrap
+import types
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Final
+
+import xxhash
+
+from persidict import replace_unsafe_chars
+
+from .hashing import Encoder
+
+__all__ = [
+    "SCHEME",
+    "CallKeyMaker",
+    "code_fingerprint",
+    "safe_component",
+]
+
+SCHEME: Final = "v1"
+_MAX_COMPONENT: Final = 200
+_ANGLES: Final = str.maketrans("<>", "()")
+_EMPTY: Final = inspect.Parameter.empty
+_POSITIONAL: Final = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
+def _short_hash(text: str, length: int = 16) -> str:
+    return xxhash.xxh3_128_hexdigest(text.encode("utf-8", "surrogatepass"))[:length]
+
+
+def safe_component(text: str) -> str:
+    """Turn any text into a persidict-safe key component, injectively in practice.
+
+    ``<`` and ``>`` become ``(`` and ``)``; when anything else had to change (other unsafe
+    characters, excessive length, an empty or dot-only name) the result ends with ``~`` and eight
+    hex digits of a hash of the original text, so distinct texts keep distinct components.
+    """
+    readable = text.translate(_ANGLES)
+    safe = replace_unsafe_chars(readable, "_")
+    if safe == readable and 0 < len(safe) <= _MAX_COMPONENT and safe.strip(".") != "":
+        return safe
+    return f"{safe[:_MAX_COMPONENT]}~{_short_hash(text, 8)}"
+
+
+def _module_name(func: Callable[..., Any]) -> str:
+    module = getattr(func, "__module__", None) or "__unknown__"
+    if module in ("__main__", "__mp_main__"):
+        path = getattr(sys.modules.get(module), "__file__", None)
+        stem = os.path.splitext(os.path.basename(path))[0] if path else ""
+        return f"__main__.{stem}" if stem else "__main__"
+    return str(module)
+
+
+# ------------------------------------------------------------------------------ fingerprints
+
+
+def _strip_docstrings(tree: ast.AST) -> None:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Module):
+            body = node.body
+            if (
+                body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)
+            ):
+                node.body = body[1:] or [ast.Pass()]
+
+
+def _parse(source: str) -> ast.Module | None:
+    for text in (textwrap.dedent(source), "if 1:\n" + source):
+        try:
+            return ast.parse(text)
+        except SyntaxError:
+            continue
+    return None
+
+
+def _definition(tree: ast.Module, func: Callable[..., Any]) -> ast.AST | None:
+    """The node defining ``func`` in the parsed text of ``inspect.getsource(func)``."""
+    name = getattr(func, "__name__", "")
+    if name == "<lambda>":
+        lambdas = [node for node in ast.walk(tree) if isinstance(node, ast.Lambda)]
+        return lambdas[0] if len(lambdas) == 1 else None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == name:
+            node.decorator_list = []
+            return node
+    return None
+
+
+def _code_digest(code: types.CodeType) -> str:
+    enc = Encoder()
+    enc.encode(sys.version_info[:2])
+    enc.encode(code)
+    return xxhash.xxh3_128_hexdigest(enc.out)
+
+
+def code_fingerprint(func: Callable[..., Any], version: str | None = None) -> str:
+    """The code-fingerprint key component of ``func``.
+
+    ``version`` (a string) overrides it. Otherwise the function's source is parsed, docstrings
+    and decorators are dropped and the remaining syntax tree (which has no comments, formatting
+    or line numbers) is hashed. Without source (``exec``, some REPLs) the code object is hashed.
+    """
+    if version is not None:
+        if not isinstance(version, str) or not version:
+            raise TypeError(f"version must be a non-empty str or None, got {version!r}")
+        return safe_component(f"ver~{version}")
+    func = inspect.unwrap(func)
+    try:
+        source = inspect.getsource(func)
+    except (OSError, TypeError):
+        source = None
+    if source is not None:
+        tree = _parse(source)
+        node = None if tree is None else _definition(tree, func)
+        if node is not None:
+            _strip_docstrings(node)
+            dumped = ast.dump(node, annotate_fields=True, include_attributes=False)
+            return f"src~{_short_hash(dumped)}"
+    code = getattr(func, "__code__", None)
+    if not isinstance(code, types.CodeType):
+        raise TypeError(f"cannot fingerprint {func!r}: no source and no code object")
+    return f"code~{_code_digest(code)[:16]}"
+
+
+# ------------------------------------------------------------------------------ call keys
+
+
+class CallKeyMaker:
+    """Normalises calls of one function and turns them into store keys.
+
+    Args:
+        func: the plain function whose calls are keyed (for a method, the function defined in
+            the class body: ``self``/``cls`` is its first parameter).
+        ignore: names of parameters left out of the key; a name the signature does not have
+            raises :class:`ValueError`.
+        version: a manual code version replacing the source fingerprint.
+    """
+
+    def __init__(
+        self, func: Callable[..., Any], *, ignore: Iterable[str] = (), version: str | None = None
+    ) -> None:
+        if isinstance(ignore, str):
+            ignore = (ignore,)
+        self.signature = inspect.signature(func)
+        params = list(self.signature.parameters.values())
+        names = {p.name for p in params}
+        self.ignore: frozenset[str] = frozenset(ignore)
+        unknown = sorted(self.ignore - names)
+        if unknown:
+            raise ValueError(
+                f"ignore= names {unknown} are not parameters of {func.__qualname__}{self.signature}"
+            )
+        self.qualname: str = getattr(func, "__qualname__", repr(func))
+        self._positional = tuple(p.name for p in params if p.kind in _POSITIONAL)
+        self._keywordable = frozenset(
+            p.name for p in params if p.kind is not inspect.Parameter.POSITIONAL_ONLY
+        ) - {p.name for p in params if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+        self._var_positional = next((p.name for p in params if p.kind is p.VAR_POSITIONAL), None)
+        self._var_keyword = next((p.name for p in params if p.kind is p.VAR_KEYWORD), None)
+        self._order = tuple(p.name for p in params)
+        self._defaults = {p.name: p.default for p in params if p.default is not _EMPTY}
+        self._kept = tuple(n for n in self._order if n not in self.ignore)
+        self.prefix: tuple[str, str, str, str] = (
+            SCHEME,
+            safe_component(_module_name(func)),
+            safe_component(self.qualname),
+            code_fingerprint(func, version),
+        )
+
+    def bind(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """All parameters of the call in signature order, defaults applied, nothing ignored yet.
+
+        ``*args`` becomes a tuple and ``**kwargs`` a dict. A call the signature does not accept
+        raises the same :class:`TypeError` the function itself would.
+        """
+        positional = self._positional
+        if len(args) > len(positional) and self._var_positional is None:
+            return self._slow_bind(args, kwargs)
+        values = dict(zip(positional, args, strict=False))
+        extra_kwargs: dict[str, Any] = {}
+        for name, value in kwargs.items():
+            if name in self._keywordable and name not in values:
+                values[name] = value
+            elif self._var_keyword is not None and name not in self._keywordable:
+                extra_kwargs[name] = value
+            else:
+                return self._slow_bind(args, kwargs)
+        if self._var_positional is not None:
+            values[self._var_positional] = tuple(args[len(positional) :])
+        if self._var_keyword is not None:
+            values[self._var_keyword] = extra_kwargs
+        if len(values) < len(self._order):
+            defaults = self._defaults
+            for name in self._order:
+                if name not in values:
+                    if name not in defaults:
+                        return self._slow_bind(args, kwargs)
+                    values[name] = defaults[name]
+        return {name: values[name] for name in self._order}
+
+    def _slow_bind(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        bound = self.signature.bind(*args, **kwargs)  # raises the TypeError of a bad call
+        bound.apply_defaults()
+        return dict(bound.arguments)
+
+    def digest(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
+        """The argument digest (32 hex digits) of a call.
+
+        Raises :class:`TypeError` naming the parameter whose value cannot be hashed reliably.
+        """
+        values = self.bind(args, kwargs)
+        enc = Encoder()
+        enc.count(len(self._kept))
+        for name in self._kept:
+            enc.tag(b"s", name)
+            value = values[name]
+            try:
+                enc.encode(value)
+            except (TypeError, RecursionError) as exc:
+                raise TypeError(self._unhashable(name, value, exc)) from exc
+        return xxhash.xxh3_128_hexdigest(enc.out)
+
+    def _unhashable(self, name: str, value: Any, exc: BaseException) -> str:
+        where = repr(name)
+        if name == self._var_keyword and isinstance(value, dict):
+            where = next((f"{name}[{k!r}]" for k, v in value.items() if _fails(v)), where)
+        elif name == self._var_positional and isinstance(value, tuple):
+            where = next((f"{name}[{i}]" for i, v in enumerate(value) if _fails(v)), where)
+        reason = "value nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        return (
+            f"{self.qualname}(): argument {where} cannot be hashed for the cache key: {reason}. "
+            f"Pass a hashable value, give its type a __persidict_hash__() method, "
+            f"or leave the parameter out of the key with ignore=({name!r},)."
+        )
+
+    def key(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[str, ...]:
+        """The full store key of a call."""
+        digest = self.digest(args, kwargs)
+        return (*self.prefix, digest[:2], digest)
+
+    def describe(self, args: tuple[Any, ...], kwargs: Mapping[str, Any], limit: int = 200) -> str:
+        """A short, human-readable rendering of the call's arguments (for metadata)."""
+        shortener = reprlib.Repr()
+        shortener.maxstring = shortener.maxother = 40
+        values = self.bind(args, kwargs)
+        text = ", ".join(f"{n}={shortener.repr(values[n])}" for n in self._kept)
+        return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _fails(value: Any) -> bool:
+    try:
+        Encoder().encode(value)
+    except (TypeError, RecursionError):
+        return True
+    return False
