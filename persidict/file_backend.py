@@ -87,14 +87,18 @@ class FileBackend(Backend):
         base_dir: absolute path of the store's root directory (need not exist yet).
         extension: the file extension without the dot (the serialization format).
         digest_len: length of the digest suffix put on every component (0..26).
+        root: for a sub-store, the top store's base_dir (``base_dir`` is below it): emptied
+            directories are pruned up to it, and no write or delete may resolve outside it.
     """
 
     name: ClassVar[str] = "filesystem"
     atomic_conditional_writes: ClassVar[bool] = False
     atomic_insert: ClassVar[bool] = True
 
-    def __init__(self, base_dir: str, extension: str, digest_len: int) -> None:
+    def __init__(self, base_dir: str, extension: str, digest_len: int, *,
+                 root: str | None = None) -> None:
         self._base = base_dir
+        self._root = base_dir if root is None else root
         self._ext = extension
         self._dot_ext = "." + str(extension)
         self._digest_len = digest_len
@@ -105,6 +109,11 @@ class FileBackend(Backend):
     @property
     def base_dir(self) -> str:
         return self._base
+
+    @property
+    def root(self) -> str:
+        """The top store's directory (``base_dir`` unless this is a sub-store)."""
+        return self._root
 
     def describe(self) -> str:
         return f"filesystem:{self._base}"
@@ -158,7 +167,7 @@ class FileBackend(Backend):
         Cheap when no directory on the way is a symlink (one lstat per level); realpath only
         when a symlink is found. Levels that do not exist yet will be created as real dirs.
         """
-        base = self._base
+        base = self._root
         if dirpath == base:
             return
         cur = base
@@ -354,8 +363,8 @@ class FileBackend(Backend):
         return True
 
     def _prune_empty_dirs(self, dirpath: str) -> None:
-        """Remove ``dirpath`` and its ancestors while empty, stopping below base_dir."""
-        prefix = self._base + os.sep
+        """Remove ``dirpath`` and its ancestors while empty, stopping below the root."""
+        prefix = self._root + os.sep
         while dirpath.startswith(prefix):
             try:
                 os.rmdir(dirpath)
@@ -480,4 +489,6 @@ class FileBackend(Backend):
                 os.rmdir(dirpath)
             except OSError:
                 pass
+        if self._base != self._root:  # a sub-store's own directory is part of the parent's tree
+            self._prune_empty_dirs(self._base)
         return removed_temps

@@ -46,23 +46,26 @@ class FileDirDict(BackendDict[ValueType]):
                  serialization_format: str = "pkl", append_only: bool = False,
                  digest_len: int = 4, base_class_for_values: type | None = None) -> None:
         self._setup(base_dir, serialization_format, append_only, digest_len,
-                    base_class_for_values, create_dir=True)
+                    base_class_for_values, root=None)
 
     def _setup(self, base_dir: str | os.PathLike[str], serialization_format: str,
                append_only: bool, digest_len: int, base_class_for_values: type | None,
-               *, create_dir: bool) -> None:
+               *, root: str | None) -> None:
+        """Shared by the constructor (``root=None``: a top store, its directory is created)
+        and :meth:`_make_subdict` (``root``: the top store's directory; nothing is created)."""
         path = os.fspath(base_dir)
         if not isinstance(path, str):
             raise TypeError(f"base_dir must be a str or os.PathLike[str], got "
                             f"{type(base_dir).__name__}")
         path = os.path.abspath(path)
-        backend = FileBackend(path, serialization_format, check_digest_len(digest_len))
+        backend = FileBackend(path, serialization_format, check_digest_len(digest_len),
+                              root=root)
         super().__init__(backend=backend, append_only=append_only,
                          base_class_for_values=base_class_for_values,
                          serialization_format=serialization_format)
         self._file_backend = backend
         self._digest_len = digest_len
-        if not create_dir:
+        if root is not None:
             return
         if os.path.isfile(path):
             raise ValueError(f"{path} is a file, not a directory.")
@@ -101,7 +104,7 @@ class FileDirDict(BackendDict[ValueType]):
         path = os.path.join(self.base_dir, *(sign_component(c, n) for c in prefix.strings))
         sub: FileDirDict[ValueType] = FileDirDict.__new__(FileDirDict)
         sub._setup(path, self.serialization_format, self.append_only, n,
-                   self.base_class_for_values, create_dir=False)
+                   self.base_class_for_values, root=self._file_backend.root)
         return sub
 
     def remove_stale_temp_files(self, max_age_seconds: float = STALE_TEMP_AGE) -> int:
