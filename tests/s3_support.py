@@ -1,0 +1,285 @@
+"""S3 test support: moto's in-process mock, moto's real HTTP server, and a fault-injecting proxy.
+
+Fixtures (import them into ``tests/conftest.py``):
+
+* ``aws_env``: dummy credentials and region in the environment, no endpoint override;
+* ``moto_server``: one ``ThreadedMotoServer`` on ``127.0.0.1:<free port>`` for the session;
+  its endpoint URL is the fixture value;
+* ``s3_mock`` / ``s3_http``: an :class:`S3Target` (a client and a fresh, empty bucket) on the
+  in-process mock / on the moto server; ``target.basic_store(...)`` and
+  ``target.cached_store(...)`` build stores in that bucket sharing the target's client;
+* ``s3_target``: parametrised ``"mock"`` / ``"server"`` over the two above.
+
+moto keeps its state per process, shared by ``mock_aws`` and the threaded server, and
+``mock_aws`` resets it when it starts, so every test uses its own bucket.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import struct
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+DUMMY_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+REGION = "us-east-1"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def new_bucket_name() -> str:
+    """A unique, valid bucket name."""
+    return f"pd-{uuid.uuid4().hex[:20]}"
+
+
+def make_session() -> Any:
+    """A boto3 session with dummy credentials (no environment needed)."""
+    import boto3
+
+    return boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
+    )
+
+
+def make_client(endpoint_url: str | None = None) -> Any:
+    """A client built the way persidict builds its own (timeouts, bounded retries)."""
+    from persidict.s3_backend import make_s3_client
+
+    return make_s3_client(region=REGION, endpoint_url=endpoint_url, session=make_session())
+
+
+def start_moto_server(port: int | None = None) -> tuple[Any, str]:
+    """Start a ThreadedMotoServer on 127.0.0.1; returns (server, endpoint_url)."""
+    from moto.server import ThreadedMotoServer
+
+    port = port or free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    return server, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dummy credentials; no endpoint or profile from the developer's machine leaks in."""
+    for name, value in DUMMY_CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """Endpoint URL of a moto server (real HTTP on 127.0.0.1) shared by the session."""
+    server, url = start_moto_server()
+    try:
+        yield url
+    finally:
+        server.stop()
+
+
+@dataclass
+class S3Target:
+    """Where an S3 test runs: a client, a fresh bucket and (for the server) its endpoint."""
+
+    kind: str  # "mock" or "server"
+    client: Any
+    bucket: str
+    endpoint_url: str | None
+
+    def store_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for BasicS3Dict pointing at this target (sharing the client)."""
+        return {"bucket_name": self.bucket, "client": self.client}
+
+    def basic_store(self, **params: Any) -> Any:
+        """A BasicS3Dict in this bucket (``root_prefix`` and the common params as given)."""
+        from persidict.basic_s3_dict import BasicS3Dict
+
+        return BasicS3Dict(**self.store_kwargs(), **params)
+
+    def cached_store(self, **params: Any) -> Any:
+        """An S3Dict (BasicS3Dict + local file cache) in this bucket; pass ``base_dir``."""
+        from persidict import S3Dict
+
+        return S3Dict(**self.store_kwargs(), **params)
+
+    def object_keys(self) -> list[str]:
+        """Every object key in the bucket (a side door: raw listing)."""
+        keys: list[str] = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket):
+            keys.extend(obj["Key"] for obj in page.get("Contents", []))
+        return sorted(keys)
+
+    def get_object(self, key: str) -> dict[str, Any]:
+        """The raw GetObject response with the body read into ``"Data"``."""
+        resp: dict[str, Any] = self.client.get_object(Bucket=self.bucket, Key=key)
+        resp["Data"] = resp["Body"].read()
+        return resp
+
+
+@pytest.fixture
+def s3_mock(aws_env: None) -> Iterator[S3Target]:
+    """An empty bucket on moto's in-process mock."""
+    from moto import mock_aws
+
+    with mock_aws():
+        client = make_client()
+        bucket = new_bucket_name()
+        client.create_bucket(Bucket=bucket)
+        yield S3Target("mock", client, bucket, None)
+
+
+@pytest.fixture
+def s3_http(aws_env: None, moto_server: str) -> S3Target:
+    """An empty bucket on the session's moto server, over real HTTP."""
+    client = make_client(moto_server)
+    bucket = new_bucket_name()
+    client.create_bucket(Bucket=bucket)
+    return S3Target("server", client, bucket, moto_server)
+
+
+@pytest.fixture(params=["mock", "server"])
+def s3_target(request: pytest.FixtureRequest) -> S3Target:
+    """An empty bucket on moto's in-process mock, then on the moto HTTP server."""
+    name = "s3_mock" if request.param == "mock" else "s3_http"
+    target: S3Target = request.getfixturevalue(name)
+    return target
+
+
+# --------------------------------------------------------------------------------------------
+# A real HTTP peer that forwards to moto or misbehaves on demand
+# --------------------------------------------------------------------------------------------
+
+_S3_ERROR = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
+    "<Message>{message}</Message><RequestId>fault-proxy</RequestId></Error>"
+)
+
+
+class FaultProxy:
+    """An HTTP proxy on 127.0.0.1 in front of an upstream S3 endpoint.
+
+    ``mode``: ``"forward"`` (pass through), ``"500"`` (InternalError), ``"403"``
+    (AccessDenied), ``"503"`` (SlowDown throttling) or ``"reset"`` (TCP reset without an
+    answer). ``requests`` counts the requests received.
+    """
+
+    def __init__(self, upstream: str) -> None:
+        host_port = upstream.split("://", 1)[1].rstrip("/")
+        host, port = host_port.rsplit(":", 1)
+        self.upstream = (host, int(port))
+        self.mode = "forward"
+        self.requests = 0
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _body(self) -> bytes:
+                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                    chunks = []
+                    while True:
+                        size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                        if size == 0:
+                            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                                pass
+                            break
+                        chunks.append(self.rfile.read(size))
+                        self.rfile.readline()
+                    return b"".join(chunks)
+                length = int(self.headers.get("Content-Length") or 0)
+                return self.rfile.read(length) if length else b""
+
+            def _handle(self) -> None:
+                with proxy._lock:
+                    proxy.requests += 1
+                    mode = proxy.mode
+                body = self._body()
+                if mode == "reset":
+                    self.connection.setsockopt(
+                        socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                    )
+                    self.connection.close()
+                    self.close_connection = True
+                    return
+                if mode in ("500", "403", "503"):
+                    code, message = {
+                        "500": ("InternalError", "We encountered an internal error."),
+                        "403": ("AccessDenied", "Access Denied"),
+                        "503": ("SlowDown", "Please reduce your request rate."),
+                    }[mode]
+                    payload = _S3_ERROR.format(code=code, message=message).encode()
+                    self.send_response(int(mode))
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(payload)
+                    return
+                self._forward(body)
+
+            def _forward(self, body: bytes) -> None:
+                conn = http.client.HTTPConnection(*proxy.upstream, timeout=30)
+                try:
+                    headers = {
+                        k: v for k, v in self.headers.items() if k.lower() != "transfer-encoding"
+                    }
+                    if body or self.command in ("PUT", "POST"):
+                        headers["Content-Length"] = str(len(body))
+                    conn.request(self.command, self.path, body=body or None, headers=headers)
+                    resp = conn.getresponse()
+                    data = resp.read()
+                finally:
+                    conn.close()
+                self.send_response(resp.status)
+                for k, v in resp.getheaders():
+                    if k.lower() not in ("transfer-encoding", "connection", "content-length",
+                                         "server", "date"):
+                        self.send_header(k, v)
+                if self.command == "HEAD":
+                    self.send_header(
+                        "Content-Length", resp.getheader("Content-Length") or str(len(data))
+                    )
+                else:
+                    self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FaultProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
