@@ -28,8 +28,8 @@ import errno
 import os
 import stat as stat_mod
 import time
-from collections.abc import Iterator
-from typing import Any, ClassVar, Final
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar, Final, TypeVar
 
 from .errors import BackendError
 from .keys import sign_component, unsign_component
@@ -56,6 +56,30 @@ _NO_LINK_ERRNOS: Final = frozenset(
     e for e in (getattr(errno, n, None) for n in ("EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS"))
     if e is not None
 )
+
+
+_WINDOWS = os.name == "nt"
+_SHARING_RETRIES: Final = 8  # about 1.3 s of backoff in all
+_T = TypeVar("_T")
+
+
+def _retrying(fn: Callable[..., _T], *args: Any) -> _T:
+    """Call ``fn(*args)``; on Windows retry PermissionError a few times with a short backoff.
+
+    There, opening, renaming over or deleting a file that another process (a reader, a virus
+    scanner, an indexer) holds open fails with a sharing violation that clears up by itself.
+    On POSIX a PermissionError is a real permission problem and surfaces at once.
+    """
+    if not _WINDOWS:
+        return fn(*args)
+    delay = 0.005
+    for _ in range(_SHARING_RETRIES):
+        try:
+            return fn(*args)
+        except PermissionError:
+            time.sleep(delay)
+            delay *= 2
+    return fn(*args)
 
 
 def _stat_of(st: os.stat_result) -> Stat:
@@ -235,7 +259,8 @@ class FileBackend(Backend):
             return None
         try:
             for _ in range(_READ_ATTEMPTS):
-                fd = os.open(path, _READ_FLAGS)
+                fd = _retrying(os.open, path, _READ_FLAGS) if _WINDOWS else os.open(
+                    path, _READ_FLAGS)
                 try:
                     st = os.fstat(fd)
                     if not stat_mod.S_ISREG(st.st_mode):
@@ -301,7 +326,7 @@ class FileBackend(Backend):
             # The directory is not fsync'ed: a crash may lose the rename but never leaves a
             # partial file under the final name (and one fsync per write is the budget).
             if if_match is None:
-                os.replace(tmp, path)
+                _retrying(os.replace, tmp, path)
                 tmp = None
             elif if_match is ITEM_NOT_AVAILABLE:
                 if not self._link_if_absent(tmp, path):
@@ -310,7 +335,7 @@ class FileBackend(Backend):
                 current = self.stat(key)
                 if current is None or current.etag != if_match:
                     return None
-                os.replace(tmp, path)
+                _retrying(os.replace, tmp, path)
                 tmp = None
             return _stat_of(st)
         except OSError as exc:
@@ -339,7 +364,7 @@ class FileBackend(Backend):
         # No hard links on this file system: check-then-act.
         if os.path.lexists(path):
             return False
-        os.replace(tmp, path)
+        _retrying(os.replace, tmp, path)
         return True
 
     def delete(self, key: Key, *, if_match: str | None = None) -> bool:
@@ -354,7 +379,7 @@ class FileBackend(Backend):
         dirpath = os.path.dirname(path)
         self._check_inside(dirpath)
         try:
-            os.remove(path)
+            _retrying(os.remove, path)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return False
         except OSError as exc:

@@ -581,3 +581,48 @@ def test_file_dir_dict_clone_and_equality_of_params(tmp_path: Path) -> None:
     c = d.clone()
     assert isinstance(c, FileDirDict)
     assert c.get_params() == d.get_params()
+
+
+# ------------------------------------------------------------ Windows sharing violations
+
+def flaky(real: Any, failures: int) -> Any:
+    calls = []
+
+    def call(*args: Any) -> Any:
+        calls.append(args)
+        if len(calls) <= failures:
+            raise PermissionError(errno.EACCES, "sharing violation")
+        return real(*args)
+
+    return call
+
+
+def test_sharing_violations_are_retried_on_windows(b: FileBackend, store: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    sleeps: list[float] = []
+    monkeypatch.setattr(file_backend, "_WINDOWS", True)
+    monkeypatch.setattr(file_backend.time, "sleep", sleeps.append)
+    monkeypatch.setattr(file_backend.os, "replace", flaky(os.replace, 2))
+    assert b.write(("k",), b"v") is not None
+    assert len(sleeps) == 2
+    monkeypatch.setattr(file_backend.os, "open", flaky(os.open, 3))
+    assert read_ok(b, ("k",))[0] == b"v"
+    monkeypatch.setattr(file_backend.os, "remove", flaky(os.remove, 1))
+    assert b.delete(("k",))
+    monkeypatch.setattr(file_backend.os, "replace", flaky(os.replace, 100))
+    with pytest.raises(BackendError) as info:
+        b.write(("j",), b"v")
+    assert isinstance(info.value.__cause__, PermissionError)
+    monkeypatch.undo()
+    assert files(store) == []
+
+
+def test_permission_errors_are_not_retried_on_posix(b: FileBackend,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    sleeps: list[float] = []
+    monkeypatch.setattr(file_backend, "_WINDOWS", False)
+    monkeypatch.setattr(file_backend.time, "sleep", sleeps.append)
+    monkeypatch.setattr(file_backend.os, "replace", flaky(os.replace, 1))
+    with pytest.raises(BackendError):
+        b.write(("k",), b"v")
+    assert sleeps == []
