@@ -36,7 +36,7 @@ from .keys import sign_component, unsign_component
 from .markers import ITEM_NOT_AVAILABLE
 from .storage import NOT_MODIFIED, Backend, IfMatch, Key, NotModified, Stat
 
-__all__ = ["TEMP_PREFIX", "FileBackend"]
+__all__ = ["TEMP_PREFIX", "FileBackend", "add_long_path_prefix", "drop_long_path_prefix"]
 
 TEMP_PREFIX: Final = ".__tmp__"
 DEFAULT_NAME_MAX: Final = 255
@@ -82,12 +82,39 @@ def _retrying(fn: Callable[..., _T], *args: Any) -> _T:
     return fn(*args)
 
 
+_LONG = "\\\\?\\"
+_LONG_UNC = "\\\\?\\UNC\\"
+
+
+def add_long_path_prefix(path: str) -> str:
+    r"""Windows: ``C:\x`` -> ``\\?\C:\x`` and ``\\srv\share`` -> ``\\?\UNC\srv\share``.
+
+    The prefix lifts the 260-character MAX_PATH limit of the Win32 file API.
+    """
+    if path.startswith(_LONG):
+        return path
+    if path.startswith("\\\\"):
+        return _LONG_UNC + path[2:]
+    return _LONG + path
+
+
+def drop_long_path_prefix(path: str) -> str:
+    """The inverse of :func:`add_long_path_prefix`."""
+    if path.startswith(_LONG_UNC):
+        return "\\\\" + path[len(_LONG_UNC) :]
+    if path.startswith(_LONG):
+        return path[len(_LONG) :]
+    return path
+
+
 def _stat_of(st: os.stat_result) -> Stat:
     return Stat(f"{st.st_mtime_ns}:{st.st_size}:{st.st_ino}", st.st_mtime)
 
 
 def _fs_limits(path: str) -> tuple[int, int]:
     """NAME_MAX and PATH_MAX (bytes) of the file system holding ``path`` or its nearest ancestor."""
+    if _WINDOWS:  # no pathconf; paths carry the long-path prefix
+        return DEFAULT_NAME_MAX, 32767
     probe = path
     while True:
         try:
@@ -121,8 +148,13 @@ class FileBackend(Backend):
 
     def __init__(self, base_dir: str, extension: str, digest_len: int, *,
                  root: str | None = None) -> None:
-        self._base = base_dir
-        self._root = base_dir if root is None else root
+        self._given_base = drop_long_path_prefix(base_dir)
+        if root is None:
+            root = base_dir
+        if _WINDOWS:
+            base_dir, root = add_long_path_prefix(base_dir), add_long_path_prefix(root)
+        self._base = base_dir  # the path handed to the OS
+        self._root = root
         self._ext = extension
         self._dot_ext = "." + str(extension)
         self._digest_len = digest_len
@@ -132,12 +164,18 @@ class FileBackend(Backend):
 
     @property
     def base_dir(self) -> str:
+        """The store's directory as given (without a Windows long-path prefix)."""
+        return self._given_base
+
+    @property
+    def os_base_dir(self) -> str:
+        """The store's directory as handed to the OS (long-path prefixed on Windows)."""
         return self._base
 
     @property
     def root(self) -> str:
-        """The top store's directory (``base_dir`` unless this is a sub-store)."""
-        return self._root
+        """The top store's directory (``base_dir`` unless this is a sub-store), as given."""
+        return drop_long_path_prefix(self._root)
 
     def describe(self) -> str:
         return f"filesystem:{self._base}"

@@ -67,14 +67,15 @@ class FileDirDict(BackendDict[ValueType]):
         self._digest_len = digest_len
         if root is not None:
             return
-        if os.path.isfile(path):
+        native = backend.os_base_dir
+        if os.path.isfile(native):
             raise ValueError(f"{path} is a file, not a directory.")
         try:
-            os.makedirs(path, exist_ok=True)
+            os.makedirs(native, exist_ok=True)
         except OSError as exc:
             raise BackendError(f"Failed to create or access directory: {path} ({exc})",
                                backend="filesystem", operation="init") from exc
-        if not os.path.isdir(path):
+        if not os.path.isdir(native):
             raise BackendError(f"Failed to create or access directory: {path}",
                                backend="filesystem", operation="init")
 

@@ -626,3 +626,22 @@ def test_permission_errors_are_not_retried_on_posix(b: FileBackend,
     with pytest.raises(BackendError):
         b.write(("k",), b"v")
     assert sleeps == []
+
+
+@pytest.mark.parametrize(("plain", "prefixed"), [
+    ("C:\\data\\store", "\\\\?\\C:\\data\\store"),
+    ("\\\\server\\share\\store", "\\\\?\\UNC\\server\\share\\store"),
+])
+def test_windows_long_path_prefix(plain: str, prefixed: str,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    assert file_backend.add_long_path_prefix(plain) == prefixed
+    assert file_backend.add_long_path_prefix(prefixed) == prefixed
+    assert file_backend.drop_long_path_prefix(prefixed) == plain
+    assert file_backend.drop_long_path_prefix(plain) == plain
+    monkeypatch.setattr(file_backend, "_WINDOWS", True)
+    b = FileBackend(prefixed, "pkl", 4)
+    assert b.base_dir == b.root == plain
+    assert b.os_base_dir == prefixed
+    sub = FileBackend(plain + "\\p_qody", "pkl", 4, root=plain)
+    assert sub.os_base_dir == prefixed + "\\p_qody"
+    assert sub.root == plain
