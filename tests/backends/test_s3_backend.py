@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from persidict.basic_s3_dict import BasicS3Dict
 from persidict.errors import BackendError
 from persidict.markers import ITEM_NOT_AVAILABLE
 from persidict.s3_backend import (
@@ -326,3 +327,159 @@ def test_import_does_not_load_boto3() -> None:
         "assert 'boto3' not in sys.modules and 'botocore' not in sys.modules, 'boto3 loaded'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+# ------------------------------------------------------------------------------------------
+# BasicS3Dict over the backend
+# ------------------------------------------------------------------------------------------
+
+
+def test_requests_per_operation(s3_target: S3Target) -> None:
+    from persidict.markers import ETAG_IS_THE_SAME
+
+    d: BasicS3Dict[Any] = s3_target.basic_store(root_prefix="ops")
+    d["warm"] = 0
+    d.transform_item("warm", transformer=lambda v: v)  # the endpoint probe, once
+    c = RequestCounter(s3_target.client)
+
+    def calls(action: Any) -> list[str]:
+        c.calls.clear()
+        action()
+        return list(c.calls)
+
+    try:
+        assert calls(lambda: d.__setitem__("k", 1)) == ["PutObject"]
+        assert calls(lambda: d["k"]) == ["GetObject"]
+        assert calls(lambda: "k" in d) == ["HeadObject"]
+        assert calls(lambda: d.etag("k")) == ["HeadObject"]
+        etag = d.etag("k")
+        r = None
+
+        def cond_get() -> None:
+            nonlocal r
+            r = d.get_item_if("k", condition=ETAG_IS_THE_SAME, expected_etag=etag)
+
+        assert calls(cond_get) == ["GetObject"]  # answered by a 304, no body
+        assert r is not None and r.condition_was_satisfied  # noqa: PT018
+        assert calls(lambda: len(d)) == ["ListObjectsV2"]
+        assert calls(lambda: d.get_subdict("sub")) == []
+        assert calls(lambda: d.transform_item("k", transformer=lambda v: v + 1)) == [
+            "GetObject", "PutObject"]
+        assert calls(lambda: d.__delitem__("k")) == ["HeadObject", "DeleteObject"]
+    finally:
+        c.close()
+
+
+def test_subdict_shares_client(s3_target: S3Target) -> None:
+    d: BasicS3Dict[Any] = s3_target.basic_store(root_prefix="top")
+    sub = d.get_subdict(("a", "b"))
+    assert isinstance(sub, BasicS3Dict)
+    assert sub.s3_client is d.s3_client
+    assert sub.root_prefix == "top/a/b/"
+    assert sub.get_params()["root_prefix"] == "top/a/b/"
+    sub["k"] = 1
+    assert d["a", "b", "k"] == 1
+    assert d.get_subdict(()).root_prefix == "top/"
+
+
+def test_params_rebuild_an_equivalent_store(s3_target: S3Target) -> None:
+    d: BasicS3Dict[Any] = s3_target.basic_store(root_prefix="p")
+    d["k"] = 1
+    params = d.get_params()
+    assert params["client"] is s3_target.client
+    assert list(params) == sorted(params)
+    again = BasicS3Dict(**params)
+    assert again["k"] == 1
+    assert again == d
+
+
+def test_params_with_endpoint_url(s3_http: S3Target) -> None:
+    d: BasicS3Dict[Any] = BasicS3Dict(
+        bucket_name=s3_http.bucket, endpoint_url=s3_http.endpoint_url, root_prefix="e",
+        region="us-east-1",
+    )
+    d["k"] = 2
+    params = d.get_params()
+    assert params["endpoint_url"] == s3_http.endpoint_url
+    assert "client" not in params
+    assert "session" not in params
+    again = d.clone()
+    assert again.s3_client is not d.s3_client
+    assert again["k"] == 2
+    assert s3_http.object_keys() == ["e/k.pkl"]
+
+
+def test_aws_endpoint_url_environment(
+    s3_http: S3Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", str(s3_http.endpoint_url))
+    d: BasicS3Dict[Any] = BasicS3Dict(bucket_name=s3_http.bucket, root_prefix="env")
+    d["k"] = 3
+    assert s3_http.object_keys() == ["env/k.pkl"]
+
+
+def test_session_parameter(s3_http: S3Target) -> None:
+    from tests.s3_support import make_session
+
+    d: BasicS3Dict[Any] = BasicS3Dict(
+        bucket_name=s3_http.bucket, endpoint_url=s3_http.endpoint_url, session=make_session())
+    d["s"] = 1
+    assert s3_http.object_keys() == ["s.pkl"]
+
+
+def test_creates_missing_bucket(s3_mock: S3Target) -> None:
+    d: BasicS3Dict[Any] = BasicS3Dict(bucket_name="pd-new-bucket", client=s3_mock.client)
+    d["k"] = 1
+    names = [b["Name"] for b in s3_mock.client.list_buckets()["Buckets"]]
+    assert "pd-new-bucket" in names
+    BasicS3Dict(bucket_name="pd-new-bucket", client=s3_mock.client)  # exists: fine
+
+
+def test_creates_bucket_in_region(aws_env: None) -> None:
+    from moto import mock_aws
+
+    from persidict.s3_backend import make_s3_client
+
+    with mock_aws():
+        d: BasicS3Dict[Any] = BasicS3Dict(bucket_name="pd-eu-bucket", region="eu-west-1")
+        d["k"] = 1
+        client = make_s3_client(region="eu-west-1")
+        loc = client.get_bucket_location(Bucket="pd-eu-bucket")["LocationConstraint"]
+        assert loc == "eu-west-1"
+        assert d.get_params()["region"] == "eu-west-1"
+
+
+def test_default_bucket_name(aws_env: None) -> None:
+    from moto import mock_aws
+
+    with mock_aws():
+        d: BasicS3Dict[Any] = BasicS3Dict()
+        d["k"] = 1
+        assert d.base_url == "s3://my_bucket/"
+
+
+def test_constructor_validation(s3_mock: S3Target) -> None:
+    with pytest.raises(ValueError, match="bucket_name"):
+        BasicS3Dict(bucket_name="", client=s3_mock.client)
+    with pytest.raises(TypeError, match="region"):
+        BasicS3Dict(bucket_name=s3_mock.bucket, region=5, client=s3_mock.client)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="root_prefix"):
+        BasicS3Dict(bucket_name=s3_mock.bucket, root_prefix=None, client=s3_mock.client)  # type: ignore[arg-type]
+
+
+def test_missing_boto3_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    from persidict.s3_backend import BOTO3_MISSING_MESSAGE, make_s3_client
+
+    monkeypatch.setitem(sys.modules, "boto3", None)
+    with pytest.raises(ImportError, match=r'pip install "persidict\[aws\]"') as info:
+        make_s3_client()
+    assert str(info.value) == BOTO3_MISSING_MESSAGE
+
+
+def test_values_use_the_thread_pool(s3_target: S3Target) -> None:
+    d: BasicS3Dict[Any] = s3_target.basic_store(root_prefix="many")
+    for i in range(30):
+        d[f"k{i}"] = i
+    assert sorted(d.values()) == list(range(30))
+    assert sorted((tuple(k), v) for k, v in d.items()) == sorted(
+        ((f"k{i}",), i) for i in range(30))
