@@ -24,10 +24,11 @@ import ast
 import inspect
 import os
 import reprlib
+import struct
 import sys
 import textwrap
 import types
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
 import xxhash
@@ -47,7 +48,23 @@ SCHEME: Final = "v1"
 _MAX_COMPONENT: Final = 200
 _ANGLES: Final = str.maketrans("<>", "()")
 _EMPTY: Final = inspect.Parameter.empty
+_INT64_MIN: Final = -(1 << 63)
+_INT64_MAX: Final = (1 << 63) - 1
+_pack_q: Final = struct.Struct("<q").pack
+_pack_u: Final = struct.Struct("<Q").pack
 _POSITIONAL: Final = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
+def _pack_count(n: int) -> bytes:
+    enc = Encoder()
+    enc.count(n)
+    return bytes(enc.out)
+
+
+def _name_tag(name: str) -> bytes:
+    enc = Encoder()
+    enc.tag(b"s", name)
+    return bytes(enc.out)
 
 
 def _short_hash(text: str, length: int = 16) -> str:
@@ -189,6 +206,20 @@ class CallKeyMaker:
         self._order = tuple(p.name for p in params)
         self._defaults = {p.name: p.default for p in params if p.default is not _EMPTY}
         self._kept = tuple(n for n in self._order if n not in self.ignore)
+        # Precomputed for the fast path: a call with positional arguments only, of a function
+        # without *args/**kwargs, binds to ``args + tails[len(args)]`` (None: a required
+        # parameter is missing, let the slow path raise).
+        self._simple = self._var_positional is None and self._var_keyword is None
+        self._tails: list[tuple[Any, ...] | None] = []
+        for start in range(len(self._positional) + 1):
+            rest = self._order[start:]
+            ok = all(name in self._defaults for name in rest)
+            self._tails.append(tuple(self._defaults[n] for n in rest) if ok else None)
+        self._kept_positions = (
+            None if not self.ignore else tuple(self._order.index(n) for n in self._kept)
+        )
+        self._header = _pack_count(len(self._kept))
+        self._name_tags = tuple(_name_tag(n) for n in self._kept)
         self.prefix: tuple[str, str, str, str] = (
             SCHEME,
             safe_component(_module_name(func)),
@@ -237,17 +268,36 @@ class CallKeyMaker:
 
         Raises :class:`TypeError` naming the parameter whose value cannot be hashed reliably.
         """
-        values = self.bind(args, kwargs)
-        enc = Encoder()
-        enc.count(len(self._kept))
-        for name in self._kept:
-            enc.tag(b"s", name)
-            value = values[name]
+        values: Sequence[Any] | None = None
+        if not kwargs and self._simple and len(args) < len(self._tails):
+            tail = self._tails[len(args)]
+            if tail is not None:
+                values = args + tail if tail else args
+                if self._kept_positions is not None:
+                    values = [values[i] for i in self._kept_positions]
+        if values is None:
+            bound = self.bind(args, kwargs)
+            values = [bound[name] for name in self._kept]
+        out = bytearray(self._header)
+        enc: Encoder | None = None
+        for name_tag, value in zip(self._name_tags, values, strict=True):
+            out += name_tag
+            kind = type(value)
+            if kind is int and _INT64_MIN <= value <= _INT64_MAX:
+                out += b"i" + _pack_q(value)  # the commonest cases inline, as hashing does them
+                continue
+            if kind is str:
+                data = value.encode("utf-8", "surrogatepass")
+                out += b"s" + _pack_u(len(data)) + data
+                continue
+            if enc is None:
+                enc = Encoder(out)
             try:
                 enc.encode(value)
             except (TypeError, RecursionError) as exc:
+                name = self._kept[self._name_tags.index(name_tag)]
                 raise TypeError(self._unhashable(name, value, exc)) from exc
-        return xxhash.xxh3_128_hexdigest(enc.out)
+        return xxhash.xxh3_128_hexdigest(out)
 
     def _unhashable(self, name: str, value: Any, exc: BaseException) -> str:
         where = repr(name)

@@ -82,8 +82,8 @@ class Encoder:
 
     __slots__ = ("_active", "out")
 
-    def __init__(self) -> None:
-        self.out = bytearray()
+    def __init__(self, out: bytearray | None = None) -> None:
+        self.out = bytearray() if out is None else out
         self._active: set[int] = set()
 
     def encode(self, obj: Any) -> None:

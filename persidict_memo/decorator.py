@@ -1,0 +1,266 @@
+"""``@persistent_cache``: a transparent, signature-preserving, persistent memoizer.
+
+The decorated object is a :class:`wrapt.FunctionWrapper`: it looks like the function (name,
+docstring, signature, type hints, ``inspect.iscoroutinefunction``), binds like it (methods,
+classmethods, staticmethods), pickles by reference like it, and adds the inspection methods of
+:class:`CachedFunction`. The cache logic lives in :class:`~persidict_memo.memoizer.Memoizer`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import types
+from collections.abc import Callable
+from typing import Any, Final, TypeVar, overload
+
+import wrapt
+
+from persidict import PersiDict
+
+from .memoizer import CacheInfo, Memoizer, StoreErrorPolicy
+
+__all__ = ["BoundCachedFunction", "CachedFunction", "persistent_cache"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+DEFAULT_LEASE_TIMEOUT: Final = 60.0
+_INSTANCE_BINDINGS: Final = ("function", "instancemethod", "callable")
+
+
+def _plain_function(target: Any) -> Callable[..., Any]:
+    """The function whose signature describes a call (``self``/``cls`` included)."""
+    func = target
+    if isinstance(func, classmethod | staticmethod):
+        func = func.__func__
+    if isinstance(func, types.MethodType):
+        func = func.__func__
+    if isinstance(func, type) or not callable(func):
+        raise TypeError(
+            f"persistent_cache decorates functions and methods, not {type(target).__name__}"
+        )
+    return func  # type: ignore[no-any-return]
+
+
+class _CacheMethods:
+    """The inspection methods shared by the unbound and the bound wrappers.
+
+    Each takes the arguments of a call, exactly as the decorated callable would.
+    """
+
+    _self_memo: Memoizer
+
+    def _full_args(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        raise NotImplementedError
+
+    def cache_key(self, *args: Any, **kwargs: Any) -> tuple[str, ...]:
+        """The store key of a call, without computing anything."""
+        return self._self_memo.keys.key(self._full_args(args), kwargs)
+
+    def is_cached(self, *args: Any, **kwargs: Any) -> bool:
+        """Whether the result of a call is stored."""
+        return self._self_memo.is_cached(self.cache_key(*args, **kwargs))
+
+    def lookup(self, *args: Any, **kwargs: Any) -> Any:
+        """The cached result of a call; ``KeyError`` if there is none. Never computes."""
+        return self._self_memo.lookup(self.cache_key(*args, **kwargs))
+
+    def inject(self, result: Any, /, *args: Any, **kwargs: Any) -> bool:
+        """Store ``result`` as the result of a call; False if one was already stored."""
+        full = self._full_args(args)
+        memo = self._self_memo
+        return memo.inject(memo.keys.key(full, kwargs), result, full, kwargs)
+
+    def forget(self, *args: Any, **kwargs: Any) -> bool:
+        """Drop the stored result of one call; True if there was one."""
+        return self._self_memo.forget(self.cache_key(*args, **kwargs))
+
+    def metadata(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The metadata of a call's stored result (``KeyError`` if there is none)."""
+        return self._self_memo.metadata(self.cache_key(*args, **kwargs))
+
+    def cache_clear(self, all_versions: bool = False) -> int:
+        """Drop the results of the current code version (all versions if asked); count them."""
+        return self._self_memo.clear(all_versions)
+
+    def cache_info(self) -> CacheInfo:
+        """Hits, misses, waits and store errors of this function in this process."""
+        return self._self_memo.info()
+
+    @property
+    def cache_store(self) -> PersiDict[Any]:
+        """The store holding the results (an append-only view)."""
+        return self._self_memo.results_store()
+
+
+class BoundCachedFunction(_CacheMethods, wrapt.BoundFunctionWrapper[..., Any]):
+    """The wrapper of a cached method bound to an instance (or of a classmethod to its class)."""
+
+    def _instance(self) -> Any:
+        if self._self_binding in _INSTANCE_BINDINGS and self._self_instance is not None:
+            return self._self_instance
+        return getattr(self.__wrapped__, "__self__", None)
+
+    def _full_args(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        instance = self._instance()
+        return args if instance is None else (instance, *args)
+
+    def uncached(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the plain method, bypassing the cache."""
+        return self.__wrapped__(*args, **kwargs)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        instance = self._instance()
+        if instance is None:
+            raise TypeError(f"cannot pickle the unbound cached method {self.__qualname__}")
+        return getattr, (instance, self.__name__)
+
+
+class CachedFunction(_CacheMethods, wrapt.FunctionWrapper[..., Any]):
+    """What ``@persistent_cache`` returns: the function, cached, with inspection methods."""
+
+    __bound_function_wrapper__ = BoundCachedFunction
+
+    def __init__(self, wrapped: Any, memo: Memoizer, is_async: bool) -> None:
+        super().__init__(wrapped, _wrapper_for(memo, is_async))
+        self._self_memo = memo
+
+    def _full_args(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        instance = getattr(self.__wrapped__, "__self__", None)
+        if isinstance(instance, types.ModuleType):  # a builtin function's __self__
+            instance = None
+        return args if instance is None else (instance, *args)
+
+    def uncached(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the plain function, bypassing the cache."""
+        return self.__wrapped__(*args, **kwargs)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # Pickled by reference, as the plain function would be: the name is looked up in its
+        # module on unpickling (which finds this very wrapper again).
+        return self.__qualname__
+
+
+def _wrapper_for(memo: Memoizer, is_async: bool) -> Callable[..., Any]:
+    """The wrapt wrapper function: binds the call, then hands it to the memoizer."""
+
+    def sync_wrapper(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        return memo.call(wrapped, args, kwargs, args if instance is None else (instance, *args))
+
+    def async_wrapper(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        full = args if instance is None else (instance, *args)
+        return memo.call_async(wrapped, args, kwargs, full)
+
+    return async_wrapper if is_async else sync_wrapper
+
+
+@overload
+def persistent_cache(func: F, /) -> F: ...
+
+
+@overload
+def persistent_cache(
+    func: None = None,
+    /,
+    *,
+    store: object = None,
+    ignore: tuple[str, ...] | list[str] | str = (),
+    version: str | None = None,
+    lease: bool = True,
+    lease_timeout: float = DEFAULT_LEASE_TIMEOUT,
+    check_determinism: float = 0.0,
+    on_store_error: StoreErrorPolicy = "warn",
+) -> Callable[[F], F]: ...
+
+
+def persistent_cache(
+    func: Any = None,
+    /,
+    *,
+    store: object = None,
+    ignore: tuple[str, ...] | list[str] | str = (),
+    version: str | None = None,
+    lease: bool = True,
+    lease_timeout: float = DEFAULT_LEASE_TIMEOUT,
+    check_determinism: float = 0.0,
+    on_store_error: StoreErrorPolicy = "warn",
+) -> Any:
+    """Cache a function's results persistently, content-addressed, shareable across processes.
+
+    Usable bare (``@persistent_cache``) or with options (``@persistent_cache(store=...)``).
+
+    Args:
+        store: ``None`` (a FileDirDict under ``$PERSIDICT_MEMO_DIR``, else
+            ``$XDG_CACHE_HOME/persidict_memo`` or ``~/.cache/persidict_memo``), a directory,
+            an ``"s3://bucket/prefix"`` URL, or any PersiDict. Opened on first use.
+        ignore: names of parameters left out of the key (``verbose``, ``n_jobs``...).
+        version: ``None`` to key results by the function's normalised source; a string to
+            key them by this manual version instead.
+        lease: compute each uncached call once across processes and machines; the other
+            callers wait for its result.
+        lease_timeout: seconds after which a lease holder that stopped refreshing its lease is
+            presumed dead and its computation is taken over.
+        check_determinism: probability (0..1) that a hit is recomputed and compared with the
+            stored result; a mismatch raises :class:`persidict.MutationPolicyError`.
+        on_store_error: ``"warn"`` (a :class:`CacheStoreWarning`) or ``"raise"`` when a result
+            cannot be stored; either way nothing half-written is left behind.
+
+    Raises:
+        TypeError: for generator functions, classes and other non-functions, and bad options.
+        ValueError: for ``ignore`` names the function does not have and out-of-range options.
+    """
+    _check_options(store, lease, lease_timeout, check_determinism, on_store_error)
+    names = (ignore,) if isinstance(ignore, str) else tuple(ignore)
+
+    def decorate(target: Any) -> Any:
+        plain = _plain_function(target)
+        if inspect.isgeneratorfunction(plain) or inspect.isasyncgenfunction(plain):
+            raise TypeError(
+                f"persistent_cache cannot cache the generator function {plain.__qualname__}: "
+                "its result is consumed lazily and cannot be stored. Return a list instead."
+            )
+        memo = Memoizer(
+            plain,
+            store=store,
+            ignore=names,
+            version=version,
+            lease=lease,
+            lease_timeout=lease_timeout,
+            check_determinism=check_determinism,
+            on_store_error=on_store_error,
+        )
+        is_async = inspect.iscoroutinefunction(plain)
+        return CachedFunction(target, memo, is_async)
+
+    return decorate if func is None else decorate(func)
+
+
+def _check_options(
+    store: object,
+    lease: object,
+    lease_timeout: object,
+    check_determinism: object,
+    on_store_error: object,
+) -> None:
+    if not (store is None or isinstance(store, str | os.PathLike | PersiDict)):
+        raise TypeError(
+            "store must be None, a directory, an 's3://bucket/prefix' URL or a PersiDict, "
+            f"got {type(store).__name__}"
+        )
+    if not isinstance(lease, bool):
+        raise TypeError(f"lease must be a bool, got {type(lease).__name__}")
+    if isinstance(lease_timeout, bool) or not isinstance(lease_timeout, int | float):
+        raise TypeError(f"lease_timeout must be a number, got {type(lease_timeout).__name__}")
+    if not lease_timeout > 0:
+        raise ValueError(f"lease_timeout must be positive, got {lease_timeout}")
+    if isinstance(check_determinism, bool) or not isinstance(check_determinism, int | float):
+        raise TypeError(
+            f"check_determinism must be a number, got {type(check_determinism).__name__}"
+        )
+    if not 0 <= check_determinism <= 1:
+        raise ValueError(f"check_determinism must be in [0, 1], got {check_determinism}")
+    if on_store_error not in ("warn", "raise"):
+        raise ValueError(f"on_store_error must be 'warn' or 'raise', got {on_store_error!r}")
