@@ -80,7 +80,7 @@ BOTO3_MISSING_MESSAGE: Final = 'S3 stores need boto3: pip install "persidict[aws
 #: bounded waits, so an unreachable endpoint gives BackendError in seconds rather than hanging.
 CONNECT_TIMEOUT: Final = 3.0
 READ_TIMEOUT: Final = 10.0
-MAX_ATTEMPTS: Final = 3
+MAX_ATTEMPTS: Final = 3  # in total, the first attempt included
 READ_MANY_WORKERS: Final = 8
 DELETE_BATCH: Final = 1000
 
@@ -111,7 +111,7 @@ def make_s3_client(
     config = Config(
         connect_timeout=CONNECT_TIMEOUT,
         read_timeout=READ_TIMEOUT,
-        retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"},
+        retries={"total_max_attempts": MAX_ATTEMPTS, "mode": "standard"},
         max_pool_connections=max(10, READ_MANY_WORKERS * 2),
     )
     if session is None:
