@@ -109,6 +109,28 @@ def _register_jsonpickle_handlers(trigger: bool | None = None) -> None:
         _handlers_registered.add(lib)
 
 
+def _strict_pickler() -> Any:
+    """A jsonpickle Pickler (``keys=False``) that refuses what it cannot represent.
+
+    jsonpickle silently writes ``null`` for objects it cannot encode (a lambda, say): that would
+    lose data, so we raise instead. Passing our own Pickler as ``context`` also keeps jsonpickle
+    from warning about its future change of the ``keys`` default on every call.
+    """
+    global _strict_pickler_class
+    if _strict_pickler_class is None:
+        from jsonpickle.pickler import Pickler
+
+        class StrictPickler(Pickler):  # type: ignore[misc]
+            def _pickle_warning(self, obj: Any) -> None:
+                raise TypeError(f"jsonpickle cannot represent {obj!r}")
+
+        _strict_pickler_class = StrictPickler
+    return _strict_pickler_class(keys=False, warn=True)
+
+
+_strict_pickler_class: Any = None
+
+
 class JsonSerializer(Serializer):
     """jsonpickle text with fixed options, so the bytes do not move with jsonpickle's defaults."""
 
@@ -119,7 +141,7 @@ class JsonSerializer(Serializer):
 
         _register_jsonpickle_handlers()
         try:
-            text: str = jsonpickle.dumps(value, indent=4, keys=False)
+            text: str = jsonpickle.encode(value, context=_strict_pickler(), indent=4)
         except Exception as exc:
             raise TypeError(
                 f"value of type {type(value).__name__} cannot be encoded as json: {exc}"
@@ -134,7 +156,9 @@ class JsonSerializer(Serializer):
         text = payload.decode("utf-8")
         if not text.strip():
             raise ValueError("empty file: no json data")
-        return jsonpickle.loads(text, keys=False)
+        from jsonpickle.unpickler import Unpickler
+
+        return jsonpickle.decode(text, context=Unpickler(keys=False))
 
 
 class TextSerializer(Serializer):
