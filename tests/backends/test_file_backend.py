@@ -82,8 +82,8 @@ def test_side_door_write_is_read(b: FileBackend, store: Path) -> None:
     store.mkdir()
     (store / "k_rtsl.pkl").write_bytes(b"x" * 100_000)
     assert read_ok(b, ("k",))[0] == b"x" * 100_000
-    (store / "e_ovlp.pkl").write_bytes(b"")
-    assert b.read(("e",)) is None or read_ok(b, ("e",))[0] == b""
+    Path(b.path_for(("e",))).write_bytes(b"")
+    assert read_ok(b, ("e",))[0] == b""
 
 
 def test_overwrite_changes_etag(b: FileBackend) -> None:
@@ -317,7 +317,8 @@ def test_component_too_long_for_a_file_name(b: FileBackend, store: Path) -> None
     with pytest.raises(ValueError, match="limit of 255"):
         b.write(("d" * 251, "k"), b"v")
     b.delete(("d" * 250, "k"))
-    assert files(store) == [ok + "_" + FileBackend(str(store), "pkl", 4).path_for((ok,))[-8:]]
+    assert files(store) == [os.path.basename(b.path_for((ok,)))]
+    assert len(os.path.basename(b.path_for((ok,)))) == 255
     assert b.read((too_long,)) is None
     assert b.stat((too_long,)) is None
     assert not b.exists((too_long,))
