@@ -418,13 +418,6 @@ def test_formats_share_a_directory_as_in_0309(tmp_path: Path) -> None:
 # ------------------------------------------------------------------- warnings reach no user
 
 @pytest.mark.filterwarnings("error")
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: JsonSerializer calls jsonpickle.dumps/loads(keys=False) without a context, so "
-    "jsonpickle 4.x issues 'keys will default to True' DeprecationWarning on every json write "
-    "and read; under -W error (and this project's pytest config) every json write is a "
-    "TypeError and every read a BackendError(decode). Fix: pass context=jsonpickle.Pickler("
-    "keys=False, ...) / jsonpickle.Unpickler(keys=False) (the warning is only issued when "
-    "context is None), or filter that one warning around the calls"))
 def test_json_store_emits_no_deprecation_warning(tmp_path: Path) -> None:
     d: FileDirDict[Any] = FileDirDict(base_dir=tmp_path, serialization_format="json")
     with warnings.catch_warnings():

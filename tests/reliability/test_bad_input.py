@@ -401,9 +401,6 @@ def test_unpicklable_values_leave_nothing_behind(area: Area, make: Callable[[], 
 
 
 @pytest.mark.filterwarnings(JSONPICKLE_WARNING)
-@pytest.mark.xfail(strict=True, reason="BUG: jsonpickle encodes what it cannot represent (a "
-                   "lambda, an open file) as null; the json store writes it and reads back None "
-                   "(fix: jsonpickle.dumps(..., warn=True), its UserWarning -> TypeError)")
 @pytest.mark.parametrize("make", [lambda: (lambda x: x),
                                   lambda: {"f": open(os.devnull)}],  # noqa: SIM115
                          ids=["lambda", "nested-file"])
