@@ -93,8 +93,56 @@ def _process_is_gone(pid: int) -> bool:
     return False
 
 
+class _Pacemaker:
+    """One daemon thread per process that refreshes the heartbeat of every lease held here."""
+
+    def __init__(self) -> None:
+        self.leases: set[Lease] = set()
+        self.lock = threading.Lock()
+        self.wake = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def add(self, lease: Lease) -> None:
+        with self.lock:
+            self.leases.add(lease)
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(
+                    target=self._run, name="persidict_memo leases", daemon=True
+                )
+                self.thread.start()
+        self.wake.set()
+
+    def remove(self, lease: Lease) -> None:
+        with self.lock:
+            self.leases.discard(lease)
+
+    def _run(self) -> None:
+        while True:
+            with self.lock:
+                leases = list(self.leases)
+            now = time.monotonic()
+            for lease in leases:
+                if lease.next_beat <= now:
+                    lease.beat()
+            pause = min((lease.next_beat for lease in leases), default=now + 1.0) - now
+            self.wake.wait(max(0.005, pause))
+            self.wake.clear()
+
+
+_pacemaker = _Pacemaker()
+
+
+def _reset_after_fork() -> None:
+    global _pacemaker
+    _pacemaker = _Pacemaker()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
+
+
 class Lease:
-    """A lease this process holds; keeps its heartbeat going until :meth:`release`."""
+    """A lease this process holds; its heartbeat goes on until :meth:`release`."""
 
     def __init__(
         self, leases: Leases, key: tuple[str, ...], etag: str, record: LeaseRecord
@@ -104,41 +152,43 @@ class Lease:
         self.etag = etag
         self.record = record
         self.lost = False  # another process took the lease over (we were presumed dead)
-        self._stop = threading.Event()
+        self._released = False
         self._lock = threading.Lock()
-        self._thread = threading.Thread(
-            target=self._beat, name=f"persidict_memo lease {key[-1][:8]}", daemon=True
-        )
-        self._thread.start()
+        self.next_beat = time.monotonic() + leases.heartbeat_interval
+        _pacemaker.add(self)
 
-    def _beat(self) -> None:
-        interval = self._leases.heartbeat_interval
-        while not self._stop.wait(interval):
-            with self._lock:
-                if self._stop.is_set():
-                    return
-                record = LeaseRecord(**{**asdict(self.record), "heartbeat": time.time()})
-                try:
-                    result = self._leases.store.set_item_if(
-                        self.key,
-                        value=record.to_text(),
-                        condition=ETAG_IS_THE_SAME,
-                        expected_etag=self.etag,  # type: ignore[arg-type]
-                        retrieve_value=NEVER_RETRIEVE,
-                    )
-                except Exception:  # a transient store error: try again at the next beat
-                    continue
-                if not result.value_was_mutated:
-                    self.lost = True
-                    return
-                self.etag = str(result.resulting_etag)
-                self.record = record
-
-    def release(self) -> None:
-        """Stop the heartbeat and delete the lease if it is still ours (best effort)."""
+    def beat(self) -> None:
+        """Refresh the heartbeat (a compare-and-swap on the ETag this process last wrote)."""
         with self._lock:
-            self._stop.set()
-        self._thread.join()
+            self.next_beat = time.monotonic() + self._leases.heartbeat_interval
+            if self._released or self.lost:
+                return
+            record = LeaseRecord(**{**asdict(self.record), "heartbeat": time.time()})
+            try:
+                result = self._leases.store.set_item_if(
+                    self.key,
+                    value=record.to_text(),
+                    condition=ETAG_IS_THE_SAME,
+                    expected_etag=self.etag,  # type: ignore[arg-type]
+                    retrieve_value=NEVER_RETRIEVE,
+                )
+            except Exception:  # a transient store error: try again at the next beat
+                return
+            if not result.value_was_mutated:
+                self.lost = True
+                _pacemaker.remove(self)
+                return
+            self.etag = str(result.resulting_etag)
+            self.record = record
+
+    def stop(self) -> None:
+        """Stop the heartbeat (the lease record stays until :meth:`delete`)."""
+        with self._lock:
+            self._released = True
+        _pacemaker.remove(self)
+
+    def delete(self) -> None:
+        """Delete the lease record if it is still ours (best effort)."""
         if self.lost:
             return
         try:
@@ -149,6 +199,11 @@ class Lease:
             )
         except Exception:  # an undeletable lease simply expires
             pass
+
+    def release(self) -> None:
+        """Stop the heartbeat and delete the lease record now."""
+        self.stop()
+        self.delete()
 
 
 class Leases:
@@ -223,18 +278,16 @@ class Leases:
         record_checked = False
         waited = False
         while True:
+            lease = self.try_acquire(key)
+            if lease is not None:
+                if is_ready():  # published between the caller's check and our insert
+                    lease.release()
+                    return None, waited
+                return lease, waited
             try:
-                etag: str | None = str(self.store.etag(key))
+                etag = str(self.store.etag(key))
             except KeyError:
-                etag = None
-            if etag is None:
-                lease = self.try_acquire(key)
-                if lease is not None:
-                    if is_ready():  # published between the caller's check and our insert
-                        lease.release()
-                        return None, waited
-                    return lease, waited
-                continue  # someone else inserted first: look at their lease
+                continue  # released a moment ago: try again
             if is_ready():
                 return None, waited
             now = time.monotonic()

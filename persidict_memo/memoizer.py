@@ -34,6 +34,7 @@ from persidict import (
     WriteOnceDict,
 )
 
+from . import background
 from .call_keys import CallKeyMaker
 from .leases import Lease, Leases
 from .metadata import build_metadata, parse_metadata, pickled_size
@@ -289,24 +290,30 @@ class Memoizer:
                 self._verify(key, None, result)  # the race loser checks the winner's result
             return False
         self._remember(key, result)
-        try:
-            text = build_metadata(
-                function=self.function_name,
-                key=key,
-                arguments=self.keys.describe(full_args, kwargs),
-                compute_seconds=seconds,
-                result=result,
-                result_size=size,
-            )
-            store.meta.setdefault_if(
-                store.meta_key(key),
-                default_value=text,
-                condition=ANY_ETAG,
-                expected_etag=ITEM_NOT_AVAILABLE,
-                retrieve_value=NEVER_RETRIEVE,
-            )
-        except Exception as exc:  # the result stands; only its description is missing
-            self._report(exc, f"could not store the metadata of {self.function_name}()")
+        arguments = self.keys.describe(full_args, kwargs)
+
+        def write_metadata() -> None:  # deferred: nobody waits for it
+            try:
+                text = build_metadata(
+                    function=self.function_name,
+                    key=key,
+                    arguments=arguments,
+                    compute_seconds=seconds,
+                    result=result,
+                    result_size=size,
+                )
+                store.meta.setdefault_if(
+                    store.meta_key(key),
+                    default_value=text,
+                    condition=ANY_ETAG,
+                    expected_etag=ITEM_NOT_AVAILABLE,
+                    retrieve_value=NEVER_RETRIEVE,
+                )
+            except Exception:  # the result stands; only its description is missing
+                self.store_errors += 1
+                raise
+
+        background.submit(write_metadata)
         return True
 
     def _verify(self, key: tuple[str, ...], stored: Any, fresh: Any) -> Any:
@@ -362,6 +369,7 @@ class Memoizer:
 
     def forget(self, key: tuple[str, ...]) -> bool:
         """Drop one call's result and metadata; True if a result was stored."""
+        background.flush()
         self._memory.pop(key, None)
         store = self.store
         removed = store.admin.discard(key)
@@ -370,12 +378,14 @@ class Memoizer:
 
     def clear(self, all_versions: bool) -> int:
         """Drop every result of this function's current code version (or of all versions)."""
+        background.flush()
         self._memory.clear()
         prefix = self.keys.prefix if not all_versions else self.keys.prefix[:3]
         return self.store.clear_prefix(prefix)
 
     def metadata(self, key: tuple[str, ...]) -> dict[str, Any]:
         """The metadata record of the result under ``key`` (KeyError if there is none)."""
+        background.flush()
         store = self.store
         return parse_metadata(store.meta[store.meta_key(key)])
 
