@@ -319,11 +319,27 @@ class CallKeyMaker:
 
     def describe(self, args: tuple[Any, ...], kwargs: Mapping[str, Any], limit: int = 200) -> str:
         """A short, human-readable rendering of the call's arguments (for metadata)."""
-        shortener = reprlib.Repr()
-        shortener.maxstring = shortener.maxother = 40
         values = self.bind(args, kwargs)
-        text = ", ".join(f"{n}={shortener.repr(values[n])}" for n in self._kept)
+        text = ", ".join(f"{n}={_short_repr(values[n])}" for n in self._kept)
         return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_SHORTENER = reprlib.Repr()
+_SHORTENER.maxstring = _SHORTENER.maxother = 40
+
+
+def _short_repr(value: Any) -> str:
+    """A bounded repr; arrays and frames by type, shape and dtype (never their full repr)."""
+    shape = getattr(value, "shape", None)
+    if isinstance(shape, tuple) and not isinstance(value, type):
+        dtype = getattr(value, "dtype", None)
+        dtypes = getattr(value, "dtypes", None)
+        kind = dtype if dtype is not None else ("mixed" if dtypes is not None else "?")
+        return f"<{type(value).__name__} shape={shape} dtype={kind}>"
+    try:
+        return _SHORTENER.repr(value)
+    except Exception:
+        return f"<{type(value).__name__}>"
 
 
 def _fails(value: Any) -> bool:

@@ -23,6 +23,7 @@ import threading
 import time
 import warnings
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from typing import Any, Final, Literal, NamedTuple
 
 from persidict import (
@@ -43,6 +44,11 @@ from .stores import ResultStore, open_store
 __all__ = ["CacheInfo", "CacheStoreWarning", "Memoizer"]
 
 _MISSING: Final = object()
+# The keys whose computation the current thread or task is running under a lease: a call that
+# (recursively) needs its own result must not wait for its own lease.
+_COMPUTING: ContextVar[frozenset[tuple[str, ...]]] = ContextVar(
+    "persidict_memo_computing", default=frozenset()
+)
 _MEMORY_ENTRIES: Final = 1024
 StoreErrorPolicy = Literal["warn", "raise"]
 
@@ -152,6 +158,7 @@ class Memoizer:
         begun = self._begin(key, value)
         if begun.found and not begun.verify:
             return begun.value
+        token = _COMPUTING.set(_COMPUTING.get() | {key}) if begun.lease is not None else None
         try:
             start = time.perf_counter()
             result = body(*args, **kwargs)
@@ -160,6 +167,8 @@ class Memoizer:
                 return self._verify(key, begun.value, result)
             return self._publish(key, result, seconds, full_args, kwargs)
         finally:
+            if token is not None:
+                _COMPUTING.reset(token)
             if begun.lease is not None:
                 begun.lease.release()
 
@@ -179,6 +188,7 @@ class Memoizer:
         begun = await asyncio.to_thread(self._begin, key, value)
         if begun.found and not begun.verify:
             return begun.value
+        token = _COMPUTING.set(_COMPUTING.get() | {key}) if begun.lease is not None else None
         try:
             start = time.perf_counter()
             result = await body(*args, **kwargs)
@@ -187,6 +197,8 @@ class Memoizer:
                 return self._verify(key, begun.value, result)
             return await asyncio.to_thread(self._publish, key, result, seconds, full_args, kwargs)
         finally:
+            if token is not None:
+                _COMPUTING.reset(token)
             if begun.lease is not None:
                 await asyncio.to_thread(begun.lease.release)
 
@@ -201,7 +213,7 @@ class Memoizer:
             self.hits += 1
             return _Begun(True, value, None, verify)
         leases = self._leases if self.lease else None
-        if leases is None:
+        if leases is None or key in _COMPUTING.get():  # a call computing itself: no lease
             self.misses += 1
             return _Begun(False, None, None, False)
         lease, waited = leases.acquire_or_wait(self.store.lease_key(key), lambda: self._exists(key))
