@@ -1,0 +1,285 @@
+"""MutableDictCached: an ETag-validated cache in front of a mutable store."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .keys import NonEmptyPersiDictKey, PersiDictKey, SafeStrTuple, normalize_key
+from .markers import (
+    ALWAYS_RETRIEVE,
+    ANY_ETAG,
+    DELETE_CURRENT,
+    IF_ETAG_CHANGED,
+    ITEM_NOT_AVAILABLE,
+    KEEP_CURRENT,
+    NEVER_RETRIEVE,
+    VALUE_NOT_RETRIEVED,
+    ETagConditionFlag,
+    ETagIfExists,
+    ETagValue,
+    Joker,
+    RetrieveValueFlag,
+    ValueType,
+)
+from .persi_dict import (
+    PersiDict,
+    Result,
+    check_condition,
+    check_retrieve,
+    ia_result,
+    unchanged_result,
+    wants_value,
+)
+from .wrapper_dict import WrapperDict, check_store, same_round_trip
+
+__all__ = ["MutableDictCached"]
+
+
+class MutableDictCached(WrapperDict[ValueType]):
+    """A mutable store (``main_dict``) with a local cache of values validated by ETag.
+
+    The cache keeps, per key, the value (``data_cache``) and the main store's ETag of that value
+    (``etag_cache``, ETag strings). A warm read asks the main store one conditional question,
+    "has the ETag changed?" (``get_item_if(..., retrieve_value=IF_ETAG_CHANGED)``): if not, the
+    value comes from the cache and nothing is transferred or deserialised; if it has, the new
+    value comes back in the same call and refreshes the cache; if the item is gone, the cache
+    entry is dropped. So reads heal themselves after changes made behind the wrapper's back.
+    Writes go to the main store and record the value with the ETag of exactly that write.
+
+    Args:
+        main_dict: the store of record (e.g. an S3 store); not append-only.
+        data_cache: the cache of values (e.g. a FileDirDict or LocalDict); not append-only.
+        etag_cache: the cache of ETags, a store of ``str`` values; not append-only.
+    """
+
+    def __init__(self, *, main_dict: PersiDict[ValueType], data_cache: PersiDict[ValueType],
+                 etag_cache: PersiDict[str]) -> None:
+        for name, store in (("main_dict", main_dict), ("data_cache", data_cache),
+                            ("etag_cache", etag_cache)):
+            check_store(store, name)
+            if store.append_only:
+                raise ValueError(f"{name} can't be append-only.")
+        super().__init__(main_dict=main_dict, append_only=main_dict.append_only)
+        self._data_cache = data_cache
+        self._etag_cache = etag_cache
+        self._value_lookup = data_cache.__getitem__
+        # The ETag cache holds the main store's ETag strings.
+        self._etag_lookup: Callable[[SafeStrTuple], ETagValue] = (
+            etag_cache.__getitem__)  # type: ignore[assignment]
+        # Written values may go straight into the cache only if reading them back from the
+        # cache gives what reading them back from the main store would.
+        self._cache_written = same_round_trip(main_dict, data_cache)
+
+    @property
+    def main_dict(self) -> PersiDict[ValueType]:
+        """The store of record."""
+        return self._main_dict
+
+    @property
+    def data_cache(self) -> PersiDict[ValueType]:
+        """The local cache of values."""
+        return self._data_cache
+
+    @property
+    def etag_cache(self) -> PersiDict[str]:
+        """The local cache of the main store's ETags."""
+        return self._etag_cache
+
+    def get_params(self) -> dict[str, Any]:
+        """``{data_cache, etag_cache, main_dict}``: the constructor arguments."""
+        return {"data_cache": self._data_cache, "etag_cache": self._etag_cache,
+                "main_dict": self._main_dict}
+
+    def get_subdict(self, prefix_key: PersiDictKey) -> MutableDictCached[ValueType]:
+        """The same wrapper over the sub-stores of the main store and of both caches."""
+        return MutableDictCached(main_dict=self._main_dict.get_subdict(prefix_key),
+                                 data_cache=self._data_cache.get_subdict(prefix_key),
+                                 etag_cache=self._etag_cache.get_subdict(prefix_key))
+
+    # ---------------------------------------------------------------------------- the caches
+    def _forget(self, key: SafeStrTuple) -> None:
+        """Drop the key from both caches (the ETag first, so no reader trusts a lone value)."""
+        self._etag_cache.discard(key)
+        self._data_cache.discard(key)
+
+    def _remember(self, key: SafeStrTuple, value: Any, etag: Any) -> None:
+        """Cache ``value`` as the main store's value with ETag ``etag``.
+
+        The value goes in before the ETag: a reader that sees the new ETag always finds the new
+        value, and one that still sees the old ETag finds that the main store's ETag differs
+        and re-reads.
+        """
+        if not isinstance(etag, str):
+            self._forget(key)
+            return
+        self._data_cache[key] = value
+        self._etag_cache[key] = etag
+
+    def _sync(self, key: SafeStrTuple, r: Result) -> None:
+        """Bring the caches in line with what a result on the main store says."""
+        value, resulting = r.new_value, r.resulting_etag
+        if value is ITEM_NOT_AVAILABLE or resulting is ITEM_NOT_AVAILABLE:
+            self._forget(key)
+        elif value is VALUE_NOT_RETRIEVED or isinstance(value, Joker):
+            # No value came back: the cache is still right only if it holds this very ETag.
+            try:
+                cached = self._etag_lookup(key)
+            except KeyError:
+                return
+            if cached != resulting:
+                self._forget(key)
+        elif r.actual_etag != resulting and not self._cache_written:
+            self._forget(key)  # a written value the main store may read back differently
+        else:
+            self._remember(key, value, resulting)
+
+    def _full_read(self, key: SafeStrTuple) -> ValueType:
+        r = self._main_dict.get_item_if(key, condition=ANY_ETAG, expected_etag=ITEM_NOT_AVAILABLE,
+                                        retrieve_value=ALWAYS_RETRIEVE)
+        value = r.new_value
+        if value is ITEM_NOT_AVAILABLE:
+            self._forget(key)
+            raise KeyError(key)
+        self._remember(key, value, r.actual_etag)
+        return value  # type: ignore[return-value]
+
+    # ---------------------------------------------------------------------------- item access
+    def __getitem__(self, key: NonEmptyPersiDictKey) -> ValueType:
+        k = normalize_key(key)
+        try:
+            cached_etag = self._etag_lookup(k)
+        except KeyError:
+            return self._full_read(k)
+        r = self._main_dict.get_item_if(k, condition=ANY_ETAG, expected_etag=cached_etag,
+                                        retrieve_value=IF_ETAG_CHANGED)
+        value = r.new_value
+        if value is VALUE_NOT_RETRIEVED:  # unchanged: nothing was transferred
+            try:
+                return self._value_lookup(k)
+            except KeyError:
+                return self._full_read(k)
+        if value is ITEM_NOT_AVAILABLE:
+            self._forget(k)
+            raise KeyError(k)
+        self._remember(k, value, r.actual_etag)
+        return value  # type: ignore[return-value]
+
+    def __setitem__(self, key: NonEmptyPersiDictKey, value: Any) -> None:
+        k = normalize_key(key)
+        if value is KEEP_CURRENT:
+            return
+        if value is DELETE_CURRENT:
+            self.discard(k)
+            return
+        r = self._main_dict.set_item_if(k, value=value, condition=ANY_ETAG,
+                                        expected_etag=ITEM_NOT_AVAILABLE,
+                                        retrieve_value=NEVER_RETRIEVE)
+        self._sync(k, r)
+
+    def __delitem__(self, key: NonEmptyPersiDictKey) -> None:
+        k = normalize_key(key)
+        self._check_delete_policy()
+        try:
+            del self._main_dict[k]
+        finally:
+            self._forget(k)
+
+    def _remove_item(self, key: SafeStrTuple) -> bool:
+        try:
+            return self._main_dict._remove_item(key)
+        finally:
+            self._forget(key)
+
+    def clear(self) -> None:
+        """Delete every item of the main store and empty both caches."""
+        self._check_delete_policy()
+        self._main_dict.clear()
+        self._etag_cache.clear()
+        self._data_cache.clear()
+
+    def etag(self, key: NonEmptyPersiDictKey) -> ETagValue:
+        """The main store's current ETag (a cached value with another ETag is dropped)."""
+        k = normalize_key(key)
+        try:
+            actual = self._main_dict.etag(k)
+        except KeyError:
+            self._forget(k)
+            raise
+        try:
+            cached = self._etag_lookup(k)
+        except KeyError:
+            return actual
+        if cached != actual:
+            self._forget(k)
+        return actual
+
+    # ------------------------------------------------------------------ conditional operations
+    def get_item_if(self, key: NonEmptyPersiDictKey, *, condition: ETagConditionFlag,
+                    expected_etag: ETagIfExists,
+                    retrieve_value: RetrieveValueFlag = IF_ETAG_CHANGED) -> Result:
+        """Conditional read; a value the cache holds under the current ETag is not transferred."""
+        check_retrieve(retrieve_value)
+        k = normalize_key(key)
+        check_condition(condition, expected_etag, expected_etag)  # reject bad conditions early
+        cached_etag: Any = ITEM_NOT_AVAILABLE
+        if retrieve_value is not NEVER_RETRIEVE:
+            try:
+                cached_etag = self._etag_lookup(k)
+            except KeyError:
+                pass
+        if cached_etag is ITEM_NOT_AVAILABLE:
+            r = self._main_dict.get_item_if(k, condition=condition, expected_etag=expected_etag,
+                                            retrieve_value=retrieve_value)
+            self._sync(k, r)
+            return r
+        # Ask the main store about *our* ETag, then evaluate the caller's condition locally.
+        r = self._main_dict.get_item_if(k, condition=ANY_ETAG, expected_etag=cached_etag,
+                                        retrieve_value=IF_ETAG_CHANGED)
+        actual, value = r.actual_etag, r.new_value
+        if actual is ITEM_NOT_AVAILABLE:
+            self._forget(k)
+            return ia_result(check_condition(condition, expected_etag, ITEM_NOT_AVAILABLE))
+        if not wants_value(retrieve_value, expected_etag, actual):
+            if value is not VALUE_NOT_RETRIEVED:
+                self._remember(k, value, actual)
+            value = VALUE_NOT_RETRIEVED
+        elif value is VALUE_NOT_RETRIEVED:
+            try:
+                value = self._value_lookup(k)
+            except KeyError:
+                r = self._main_dict.get_item_if(k, condition=condition,
+                                                expected_etag=expected_etag,
+                                                retrieve_value=retrieve_value)
+                self._sync(k, r)
+                return r
+        else:
+            self._remember(k, value, actual)
+        return unchanged_result(check_condition(condition, expected_etag, actual), actual, value)
+
+    def set_item_if(self, key: NonEmptyPersiDictKey, *, value: Any,
+                    condition: ETagConditionFlag, expected_etag: ETagIfExists,
+                    retrieve_value: RetrieveValueFlag = IF_ETAG_CHANGED) -> Result:
+        """Conditional write on the main store; the caches follow the result."""
+        r = self._main_dict.set_item_if(key, value=value, condition=condition,
+                                        expected_etag=expected_etag,
+                                        retrieve_value=retrieve_value)
+        self._sync(normalize_key(key), r)
+        return r
+
+    def setdefault_if(self, key: NonEmptyPersiDictKey, *, default_value: Any,
+                      condition: ETagConditionFlag, expected_etag: ETagIfExists,
+                      retrieve_value: RetrieveValueFlag = IF_ETAG_CHANGED) -> Result:
+        """Insert-if-absent on the main store; the caches follow the result."""
+        r = self._main_dict.setdefault_if(key, default_value=default_value, condition=condition,
+                                          expected_etag=expected_etag,
+                                          retrieve_value=retrieve_value)
+        self._sync(normalize_key(key), r)
+        return r
+
+    def discard_if(self, key: NonEmptyPersiDictKey, *, condition: ETagConditionFlag,
+                   expected_etag: ETagIfExists) -> Result:
+        """Conditional delete on the main store; the caches follow the result."""
+        r = self._main_dict.discard_if(key, condition=condition, expected_etag=expected_etag)
+        self._sync(normalize_key(key), r)
+        return r
