@@ -525,6 +525,7 @@ class FileBackend(Backend):
         return self._sweep(remove_items=False, max_temp_age=float(max_age_seconds))
 
     def _sweep(self, *, remove_items: bool, max_temp_age: float) -> int:
+        self._check_inside(self._base)  # a sub-store reached through a planted symlink
         cutoff = time.time() - max_temp_age
         subdirs: list[str] = []
         removed_temps = 0

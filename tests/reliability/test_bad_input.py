@@ -297,9 +297,6 @@ def test_listing_and_clear_do_not_follow_a_planted_symlink(planted: Area) -> Non
     assert len(d) == 0
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a sub-store rooted at a planted symlinked directory "
-                   "walks and deletes the files it points to (FileBackend._sweep starts its "
-                   "scandir at the sub-store's base_dir, which follows the symlink)")
 def test_clear_of_a_substore_under_a_planted_symlink_deletes_nothing_outside(
         planted: Area) -> None:
     d = planted.dict()
@@ -312,8 +309,6 @@ def test_clear_of_a_substore_under_a_planted_symlink_deletes_nothing_outside(
     assert snapshot(planted.outside) == outside
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: remove_stale_temp_files() of a sub-store rooted at a "
-                   "planted symlinked directory deletes '.__tmp__*' files outside the store")
 def test_temp_sweep_of_a_substore_under_a_planted_symlink_deletes_nothing_outside(
         planted: Area) -> None:
     sub = planted.dict().get_subdict("evil")
