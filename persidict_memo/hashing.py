@@ -53,6 +53,15 @@ from typing import Any, Final
 import xxhash
 
 from .arrays import encode_numpy_array, encode_numpy_scalar, encode_pandas, pandas_kind
+from .callables import (
+    encode_builtin,
+    encode_class,
+    encode_code,
+    encode_function,
+    encode_method,
+    encode_module,
+    encode_partial,
+)
 
 __all__ = ["Encoder", "content_digest", "content_hash", "type_name"]
 
@@ -127,6 +136,10 @@ class Encoder:
     def count(self, n: int) -> None:
         """Append a length."""
         self.out += _pack_u(n)
+
+    def is_active(self, obj: Any) -> bool:
+        """Whether ``obj`` is being encoded further up (a back-reference would be a cycle)."""
+        return id(obj) in self._active
 
     def _enter(self, obj: Any) -> int:
         key = id(obj)
@@ -325,85 +338,6 @@ def _path(enc: Encoder, obj: pathlib.PurePath) -> None:
     enc.tag(b"s", str(obj))
 
 
-def _named(tag: bytes) -> Handler:
-    """Objects identified by their module and qualified name (classes, module-level functions)."""
-
-    def handler(enc: Encoder, obj: Any) -> None:
-        module = getattr(obj, "__module__", None) or "?"
-        qualname = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
-        if not isinstance(qualname, str):
-            raise TypeError(f"cannot hash {obj!r}: it has no qualified name")
-        enc.tag(tag, f"{module}:{qualname}")
-
-    return handler
-
-
-_class = _named(b"K")
-_builtin_function = _named(b"B")
-_function_name = _named(b"G")
-
-
-def _module(enc: Encoder, obj: types.ModuleType) -> None:
-    enc.tag(b"M", obj.__name__)
-
-
-def _function(enc: Encoder, obj: types.FunctionType) -> None:
-    _function_name(enc, obj)
-    if "<" not in obj.__qualname__:
-        return  # a module-level function or method: its name is its identity
-    # Lambdas and nested functions share names, so their code and captured values count too.
-
-    def body() -> None:
-        _code(enc, obj.__code__)
-        enc.encode(obj.__defaults__)
-        enc.encode(obj.__kwdefaults__)
-        cells = obj.__closure__ or ()
-        try:
-            enc.encode(tuple(cell.cell_contents for cell in cells))
-        except ValueError:  # an empty cell: a name not yet bound in the enclosing scope
-            raise TypeError(f"cannot hash {obj.__qualname__}: its closure is incomplete") from None
-
-    if id(obj) in enc._active:  # a nested function calling itself: its closure holds it
-        enc.out += b"^"
-    else:
-        enc.guarded(obj, body)
-
-
-def _code(enc: Encoder, code: types.CodeType) -> None:
-    enc.out += b"Y"
-    enc.raw(b"b", code.co_code)
-    enc.encode(code.co_names)
-    enc.encode(code.co_varnames)
-    enc.out += _pack_u(len(code.co_consts))
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            _code(enc, const)
-        else:
-            enc.encode(const)
-
-
-def _method(enc: Encoder, obj: types.MethodType) -> None:
-    enc.out += b"J"
-    enc.encode(obj.__func__)
-    enc.guarded(obj, lambda: enc.encode(obj.__self__))
-
-
-def _builtin_method(enc: Encoder, obj: types.BuiltinMethodType) -> None:
-    owner = getattr(obj, "__self__", None)
-    if owner is None or isinstance(owner, types.ModuleType):
-        _builtin_function(enc, obj)
-        return
-    enc.tag(b"j", obj.__name__)
-    enc.encode(owner)
-
-
-def _partial(enc: Encoder, obj: functools.partial[Any]) -> None:
-    enc.out += b"Z"
-    enc.encode(obj.func)
-    enc.encode(obj.args)
-    enc.encode(obj.keywords)
-
-
 _EXACT: dict[type, Handler] = {
     type(None): _none,
     bool: _bool,
@@ -432,12 +366,12 @@ _EXACT: dict[type, Handler] = {
     uuid.UUID: _uuid,
     range: _range,
     slice: _slice,
-    type: _class,
-    types.ModuleType: _module,
-    types.FunctionType: _function,
-    types.MethodType: _method,
-    types.BuiltinFunctionType: _builtin_method,
-    functools.partial: _partial,
+    type: encode_class,
+    types.ModuleType: encode_module,
+    types.FunctionType: encode_function,
+    types.MethodType: encode_method,
+    types.BuiltinFunctionType: encode_builtin,
+    functools.partial: encode_partial,
 }
 for _path_type in (
     pathlib.PurePath,
@@ -542,19 +476,19 @@ def _inspect(obj: Any, tp: type) -> Handler:
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return _dataclass
     if isinstance(obj, type):
-        return _class
+        return encode_class
     if isinstance(obj, types.FunctionType):
-        return _function
+        return encode_function
     if isinstance(obj, types.MethodType):
-        return _method
+        return encode_method
     if isinstance(obj, types.BuiltinFunctionType):
-        return _builtin_method
+        return encode_builtin
     if isinstance(obj, functools.partial):
-        return _partial
+        return encode_partial
     if isinstance(obj, pathlib.PurePath):
         return _path
     if isinstance(obj, types.CodeType):
-        return _code
+        return encode_code
     if isinstance(obj, types.GeneratorType | types.CoroutineType | types.AsyncGeneratorType):
         return _refuse
     return _by_reduce
