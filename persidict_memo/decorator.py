@@ -12,7 +12,7 @@ import inspect
 import os
 import types
 from collections.abc import Callable
-from typing import Any, Final, TypeVar, overload
+from typing import Any, Final, ParamSpec, TypeVar, overload
 
 import wrapt
 
@@ -22,7 +22,8 @@ from .memoizer import CacheInfo, Memoizer, StoreErrorPolicy
 
 __all__ = ["BoundCachedFunction", "CachedFunction", "persistent_cache"]
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 DEFAULT_LEASE_TIMEOUT: Final = 60.0
 _INSTANCE_BINDINGS: Final = ("function", "instancemethod", "callable")
 
@@ -92,7 +93,7 @@ class _CacheMethods:
         return self._self_memo.results_store()
 
 
-class BoundCachedFunction(_CacheMethods, wrapt.BoundFunctionWrapper[..., Any]):
+class BoundCachedFunction(_CacheMethods, wrapt.BoundFunctionWrapper[P, R]):
     """The wrapper of a cached method bound to an instance (or of a classmethod to its class)."""
 
     def _instance(self) -> Any:
@@ -115,10 +116,10 @@ class BoundCachedFunction(_CacheMethods, wrapt.BoundFunctionWrapper[..., Any]):
         return getattr, (instance, self.__name__)
 
 
-class CachedFunction(_CacheMethods, wrapt.FunctionWrapper[..., Any]):
+class CachedFunction(_CacheMethods, wrapt.FunctionWrapper[P, R]):
     """What ``@persistent_cache`` returns: the function, cached, with inspection methods."""
 
-    __bound_function_wrapper__ = BoundCachedFunction
+    __bound_function_wrapper__ = BoundCachedFunction  # type: ignore[assignment]  # (P, R rebound)
 
     def __init__(self, wrapped: Any, memo: Memoizer, is_async: bool) -> None:
         super().__init__(wrapped, _wrapper_for(memo, is_async))
@@ -158,7 +159,11 @@ def _wrapper_for(memo: Memoizer, is_async: bool) -> Callable[..., Any]:
 
 
 @overload
-def persistent_cache(func: F, /) -> F: ...
+def persistent_cache(func: Callable[P, R], /) -> CachedFunction[P, R]: ...
+
+
+@overload
+def persistent_cache(func: classmethod[Any, Any, Any] | staticmethod[Any, Any], /) -> Any: ...
 
 
 @overload
@@ -173,7 +178,7 @@ def persistent_cache(
     lease_timeout: float = DEFAULT_LEASE_TIMEOUT,
     check_determinism: float = 0.0,
     on_store_error: StoreErrorPolicy = "warn",
-) -> Callable[[F], F]: ...
+) -> Callable[[Callable[P, R]], CachedFunction[P, R]]: ...
 
 
 def persistent_cache(
