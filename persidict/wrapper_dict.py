@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from .keys import NonEmptyPersiDictKey, SafeStrTuple
+from .keys import NonEmptyPersiDictKey, SafeStrTuple, normalize_key
 from .local_dict import LocalDict
 from .markers import (
     IF_ETAG_CHANGED,
@@ -25,7 +25,7 @@ from .markers import (
 )
 from .persi_dict import PersiDict, Result
 
-__all__ = ["WrapperDict", "check_store", "same_round_trip"]
+__all__ = ["WrapperDict", "check_store", "reads_back_exactly", "same_round_trip"]
 
 
 def check_store(store: object, name: str) -> PersiDict[Any]:
@@ -46,6 +46,11 @@ def _round_trip(store: PersiDict[Any]) -> str:
     if isinstance(store, LocalDict) or store.serialization_format == "pkl":
         return "exact"
     return store.serialization_format
+
+
+def reads_back_exactly(store: PersiDict[Any]) -> bool:
+    """True if ``store`` gives back (a copy of) exactly the value written to it."""
+    return _round_trip(store) == "exact"
 
 
 def same_round_trip(main: PersiDict[Any], cache: PersiDict[Any]) -> bool:
@@ -78,8 +83,9 @@ class WrapperDict(PersiDict[ValueType]):
         self._main_dict[key] = value
 
     def __delitem__(self, key: NonEmptyPersiDictKey) -> None:
+        k = normalize_key(key)
         self._check_delete_policy()
-        del self._main_dict[key]
+        del self._main_dict[k]
 
     def __contains__(self, key: object) -> bool:
         return key in self._main_dict

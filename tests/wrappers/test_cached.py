@@ -177,6 +177,8 @@ def test_append_cached_refusals(ao: AppendOnlyDictCached[Any]) -> None:
         assert exc.value.policy == "append-only"
     assert ao["k"] == 1 and ao.main_dict["k"] == 1 and ao.data_cache["k"] == 1
     assert len(ao) == 1
+    with pytest.raises(ValueError):
+        del ao["bad key"]  # the key is checked before the policy
 
 
 def test_append_cached_conditional_ops_and_etags(

@@ -190,6 +190,28 @@ def test_hash_comparison_is_strict_for_numpy_dtypes(wrapped: PersiDict[Any]) -> 
     assert w.consistency_checks_passed == 1
 
 
+def test_values_a_format_changes_on_the_way_in_count_as_the_same(tmp_path: Path) -> None:
+    w = make(FileDirDict(base_dir=tmp_path, append_only=True, serialization_format="json"), 1)
+    w["k"] = {1: "one"}  # stored as {"1": "one"}: jsonpickle turns int keys into strings
+    assert w["k"] == {"1": "one"}
+    w["k"] = {1: "one"}  # a deterministic function's second result is the same value
+    with pytest.raises(MutationPolicyError, match="write-once"):
+        w["k"] = {1: "two"}
+    assert (w.consistency_checks_passed, w.consistency_checks_failed) == (1, 1)
+    text = make(FileDirDict(base_dir=tmp_path / "t", append_only=True,
+                            serialization_format="txt", base_class_for_values=str), 1)
+    text["k"] = "a\r\nb"
+    text["k"] = "a\r\nb"
+    assert text.consistency_checks_passed == 1
+    exact = make(LocalDict(append_only=True, serialization_format="json"), 1)
+    exact["k"] = {1: "one"}
+    with pytest.raises(MutationPolicyError):  # a memory store keeps {1: "one"} exactly
+        exact["k"] = {"1": "one"}
+    exact["j"] = {"1": "one"}
+    with pytest.raises(MutationPolicyError):
+        exact["j"] = {1: "one"}
+
+
 def test_values_that_hash_differently_but_compare_equal_still_get_a_message() -> None:
     text = wod_module.describe_difference(1, True)
     assert text
