@@ -6,7 +6,8 @@
   ``$XDG_CACHE_HOME/persidict_memo`` (``~/.cache/persidict_memo`` without XDG_CACHE_HOME);
 * a ``str`` or ``os.PathLike``: a FileDirDict in that directory;
 * ``"s3://bucket/prefix"``: an :class:`~persidict.S3Dict` (boto3 finds credentials, region and
-  ``AWS_ENDPOINT_URL`` the usual way);
+  ``AWS_ENDPOINT_URL`` the usual way) whose local file cache is the ``s3`` folder of the
+  default directory, so a warm result is read from local disk, not from S3;
 * any :class:`~persidict.PersiDict`: used as it is.
 
 Each result has two siblings under the same key, in formats of their own on the same storage
@@ -58,7 +59,9 @@ def open_store(store: object) -> PersiDict[Any]:
         if not parsed.netloc:
             raise ValueError(f"an S3 store URL needs a bucket: 's3://bucket/prefix', got {store!r}")
         s3: PersiDict[Any] = persidict.S3Dict(
-            bucket_name=parsed.netloc, root_prefix=parsed.path.strip("/")
+            bucket_name=parsed.netloc,
+            root_prefix=parsed.path.strip("/"),
+            base_dir=os.path.join(default_cache_dir(), "s3"),
         )
         return s3
     if isinstance(store, str | os.PathLike):

@@ -58,3 +58,10 @@ def square(x: int, runs: str) -> int:
     """A quick body for process pools."""
     _mark(runs, "square")
     return x * x
+
+
+@persistent_cache(store=os.environ.get("MEMO_TEST_S3_URL"), ignore=("runs",))
+def shared_cube(x: int, runs: str) -> int:
+    """Cached in the S3 store named by ``MEMO_TEST_S3_URL`` (the default store without it)."""
+    _mark(runs, "cube")
+    return x**3

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
+import memo_workers
 import pytest
 
 from persidict_memo import persistent_cache
 
 pytestmark = [pytest.mark.s3, pytest.mark.slow]
+HERE = Path(__file__).resolve().parent
 
 
 def machine(store: Any, runs: list[Any], delay: float = 0.0) -> Any:
@@ -25,10 +32,16 @@ def machine(store: Any, runs: list[Any], delay: float = 0.0) -> Any:
     return cube
 
 
-def test_two_machines_share_results(s3_http: Any) -> None:
+@pytest.mark.parametrize("kind", ["basic", "cached"])
+def test_two_machines_share_results(s3_http: Any, tmp_path: Path, kind: str) -> None:
+    def store(name: str) -> Any:
+        if kind == "basic":
+            return s3_http.basic_store(root_prefix="memo")
+        return s3_http.cached_store(root_prefix="memo", base_dir=str(tmp_path / name))
+
     runs: list[Any] = []
-    first = machine(s3_http.basic_store(root_prefix="memo"), runs)
-    second = machine(s3_http.basic_store(root_prefix="memo"), runs)
+    first = machine(store("a"), runs)
+    second = machine(store("b"), runs)
     assert first(3) == 27
     assert second(3) == 27
     assert runs == [3]
@@ -65,3 +78,47 @@ def test_forget_and_clear_on_s3(s3_http: Any) -> None:
     assert not cube.is_cached(1)
     assert cube.cache_clear() == 1
     assert not any(k.endswith((".pkl", ".meta")) for k in s3_http.object_keys())
+
+
+_MACHINE = """
+import json, memo_workers as m
+value = m.shared_cube(3, {runs!r})
+print(json.dumps({{"value": value, "info": m.shared_cube.cache_info()._asdict()}}))
+"""
+
+
+def test_two_machines_with_separate_local_caches_share_one_bucket(
+    s3_http: Any, tmp_path: Path
+) -> None:
+    runs = str(tmp_path / "runs")
+    url = f"s3://{s3_http.bucket}/team/cache"
+
+    def on_machine(name: str) -> Any:
+        env = {
+            **os.environ,
+            "AWS_ENDPOINT_URL": s3_http.endpoint_url,
+            "MEMO_TEST_S3_URL": url,
+            "PERSIDICT_MEMO_DIR": str(tmp_path / name),
+            "PYTHONPATH": os.pathsep.join([str(HERE), str(HERE.parents[1])]),
+        }
+        done = subprocess.run(
+            [sys.executable, "-c", _MACHINE.format(runs=runs)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    first = on_machine("machine_a")
+    assert first["value"] == 27
+    assert first["info"]["misses"] == 1
+    second = on_machine("machine_b")
+    assert second["value"] == 27
+    assert second["info"] == {"hits": 1, "misses": 0, "waits": 0, "store_errors": 0}
+    assert memo_workers.count_runs(runs, "cube") == 1
+    keys = s3_http.object_keys()
+    assert any(k.startswith("team/cache/v1/") and k.endswith(".pkl") for k in keys)
+    assert any(k.endswith(".meta") for k in keys)
+    assert list((tmp_path / "machine_b" / "s3").rglob("*.pkl"))  # B's own local copy
