@@ -393,7 +393,10 @@ def _hook(enc: Encoder, obj: Any) -> None:
 
 def _enum(enc: Encoder, obj: enum.Enum) -> None:
     enc.tag(b"n", type_name(type(obj)))
-    enc.tag(b"s", obj.name)
+    if isinstance(obj.name, str):
+        enc.tag(b"s", obj.name)
+    else:  # a composite flag without a name (older Pythons): its value identifies it
+        enc.encode(obj.value)
 
 
 def _dataclass(enc: Encoder, obj: Any) -> None:

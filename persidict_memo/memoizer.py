@@ -216,7 +216,14 @@ class Memoizer:
         if leases is None or key in _COMPUTING.get():  # a call computing itself: no lease
             self.misses += 1
             return _Begun(False, None, None, False)
-        lease, waited = leases.acquire_or_wait(self.store.lease_key(key), lambda: self._exists(key))
+        try:
+            lease, waited = leases.acquire_or_wait(
+                self.store.lease_key(key), lambda: self._exists(key)
+            )
+        except Exception as exc:  # leases unavailable: compute without one
+            self._report(exc, f"could not take the lease of a {self.function_name}() call")
+            self.misses += 1
+            return _Begun(False, None, None, False)
         if lease is None:
             found, value = self._read(key)
             if found:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from persidict import FileDirDict, LocalDict, MutationPolicyError
+from persidict import BackendError, FileDirDict, LocalDict, MutationPolicyError
 from persidict_memo import CacheInfo, CacheStoreWarning, persistent_cache
 
 _counter = itertools.count()
@@ -490,3 +490,33 @@ def test_metadata_describes_arrays_briefly(store: str) -> None:
     arguments = total.metadata(np.zeros((1000, 3)), "x" * 500)["arguments"]
     assert arguments.startswith("a=<ndarray shape=(1000, 3) dtype=float64>, label='xxx")
     assert len(arguments) < 120
+
+
+class FailingWrites(LocalDict[Any]):
+    """A store that reads fine but cannot write anything (a full disk, a lost permission)."""
+
+    def setdefault_if(self, key: Any, **kwargs: Any) -> Any:
+        raise BackendError("the store is read-only today", backend="memory", operation="write")
+
+
+def test_a_failing_store_never_fails_the_call() -> None:
+    runs: list[int] = []
+
+    @persistent_cache(store=FailingWrites())
+    def f(x: int) -> int:
+        runs.append(x)
+        return x * 2
+
+    with pytest.warns(CacheStoreWarning, match="read-only today"):
+        assert f(1) == 2
+    assert runs == [1]
+    assert f.cache_info().store_errors == 2  # the lease, then the result
+
+
+def test_a_failing_store_raises_on_request() -> None:
+    @persistent_cache(store=FailingWrites(), on_store_error="raise")
+    def f(x: int) -> int:
+        return x * 2
+
+    with pytest.raises(BackendError, match="read-only today"):
+        f(1)

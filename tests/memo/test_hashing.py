@@ -472,3 +472,15 @@ def test_dict_insertion_order_never_matters(d: dict[str, int], rnd: Any) -> None
     items = list(d.items())
     rnd.shuffle(items)
     assert h(dict(items)) == h(d)
+
+
+class Perm(enum.Flag):
+    R = 4
+    W = 2
+    X = 1
+
+
+def test_flag_combinations() -> None:
+    assert h(Perm.R | Perm.W) == h(Perm.W | Perm.R)
+    assert h(Perm.R | Perm.W) != h(Perm.R | Perm.X)
+    assert h(Perm.R | Perm.W) != h(Perm.R)
