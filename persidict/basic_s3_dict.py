@@ -12,7 +12,7 @@ from typing import Any
 
 from .backend_dict import BackendDict
 from .errors import BackendError
-from .keys import SafeStrTuple, unsign_component
+from .keys import PersiDictKey, SafeStrTuple, unsign_component
 from .markers import ValueType
 from .s3_backend import S3Backend, make_s3_client
 
@@ -185,6 +185,10 @@ class BasicS3Dict(BackendDict[ValueType]):
         if self._session is not None:
             params["session"] = self._session
         return dict(sorted(params.items()))
+
+    def get_subdict(self, prefix_key: PersiDictKey) -> BasicS3Dict[ValueType]:
+        """The store of the keys under ``prefix_key``: same client and bucket, no request."""
+        return self._make_subdict(SafeStrTuple(prefix_key))
 
     def _make_subdict(self, prefix: SafeStrTuple) -> BasicS3Dict[ValueType]:
         """A store on ``root_prefix + prefix``: same client, no new client, no bucket request."""

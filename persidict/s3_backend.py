@@ -97,14 +97,22 @@ def _import_boto3() -> Any:
     return boto3
 
 
+_session_lock = threading.Lock()
+_shared_session: Any = None
+
+
 def make_s3_client(
     *, region: str | None = None, endpoint_url: str | None = None, session: Any = None
 ) -> Any:
     """A boto3 S3 client with persidict's timeouts and retry policy.
 
     ``endpoint_url=None`` lets boto3 apply its own configuration (including the standard
-    ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_S3`` environment variables).
+    ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_S3`` environment variables). Without a
+    ``session``, clients come from one process-wide boto3 session: building a session loads
+    the service models again (about half a second), a client from a warm session takes
+    milliseconds. Client creation is serialised, as botocore sessions are not thread-safe.
     """
+    global _shared_session
     boto3 = _import_boto3()
     from botocore.config import Config
 
@@ -114,9 +122,12 @@ def make_s3_client(
         retries={"total_max_attempts": MAX_ATTEMPTS, "mode": "standard"},
         max_pool_connections=max(10, READ_MANY_WORKERS * 2),
     )
-    if session is None:
-        session = boto3.session.Session()
-    return session.client("s3", region_name=region, endpoint_url=endpoint_url, config=config)
+    with _session_lock:
+        if session is None:
+            if _shared_session is None:
+                _shared_session = boto3.session.Session()
+            session = _shared_session
+        return session.client("s3", region_name=region, endpoint_url=endpoint_url, config=config)
 
 
 def content_type_for(serialization_format: str) -> str:

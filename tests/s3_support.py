@@ -51,13 +51,22 @@ def new_bucket_name() -> str:
     return f"pd-{uuid.uuid4().hex[:20]}"
 
 
-def make_session() -> Any:
-    """A boto3 session with dummy credentials (no environment needed)."""
-    import boto3
+_SESSION: list[Any] = []
 
-    return boto3.session.Session(
-        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
-    )
+
+def make_session() -> Any:
+    """A boto3 session with dummy credentials (no environment needed), one per process.
+
+    Building a session loads botocore's models again (about half a second); clients made
+    from a warm session take milliseconds.
+    """
+    if not _SESSION:
+        import boto3
+
+        _SESSION.append(boto3.session.Session(
+            aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
+        ))
+    return _SESSION[0]
 
 
 def make_client(endpoint_url: str | None = None) -> Any:
