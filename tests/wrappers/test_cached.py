@@ -32,8 +32,11 @@ from persidict import (
 # ------------------------------------------------------------------------------ test doubles
 
 
+_IN_MAIN = [False]  # True while a SpyFileDirDict is serving a read
+
+
 class Tracked:
-    """A value that counts how often it is unpickled (deep copies do not count)."""
+    """A value that counts how often the main store deserialises it."""
 
     loads = 0
 
@@ -41,7 +44,8 @@ class Tracked:
         self.x = x
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        Tracked.loads += 1
+        if _IN_MAIN[0]:
+            Tracked.loads += 1
         self.__dict__.update(state)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Tracked:
@@ -62,7 +66,11 @@ class SpyFileDirDict(FileDirDict[Any]):
 
     def __getitem__(self, key: Any) -> Any:
         self.calls.append(("getitem", key))
-        return super().__getitem__(key)
+        _IN_MAIN[0] = True
+        try:
+            return super().__getitem__(key)
+        finally:
+            _IN_MAIN[0] = False
 
     def __contains__(self, key: object) -> bool:
         self.calls.append(("contains", key))
@@ -73,7 +81,11 @@ class SpyFileDirDict(FileDirDict[Any]):
         return super().etag(key)
 
     def get_item_if(self, key: Any, **kwargs: Any) -> Any:
-        r = super().get_item_if(key, **kwargs)
+        _IN_MAIN[0] = True
+        try:
+            r = super().get_item_if(key, **kwargs)
+        finally:
+            _IN_MAIN[0] = False
         self.calls.append(("get_item_if", kwargs["retrieve_value"], r.new_value))
         return r
 
