@@ -277,19 +277,23 @@ class Leases:
         seen_since = time.monotonic()
         record_checked = False
         waited = False
+        lease_seen = False  # False: try to insert a lease first (polls then only read)
         while True:
-            lease = self.try_acquire(key)
-            if lease is not None:
-                if is_ready():  # published between the caller's check and our insert
-                    lease.release()
-                    return None, waited
-                return lease, waited
+            if not lease_seen:
+                lease = self.try_acquire(key)
+                if lease is not None:
+                    if is_ready():  # published between the caller's check and our insert
+                        lease.release()
+                        return None, waited
+                    return lease, waited
+            if is_ready():
+                return None, waited
             try:
                 etag = str(self.store.etag(key))
             except KeyError:
-                continue  # released a moment ago: try again
-            if is_ready():
-                return None, waited
+                lease_seen = False  # released a moment ago: try to take it
+                continue
+            lease_seen = True
             now = time.monotonic()
             if etag != seen_etag:
                 seen_etag, seen_since, record_checked = etag, now, False
