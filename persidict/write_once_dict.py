@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import random
 from typing import Any, NoReturn
 
@@ -88,6 +89,12 @@ class WriteOnceDict(WrapperDict[ValueType]):
 
     def __init__(self, *, wrapped_dict: PersiDict[ValueType] | None = None,
                  p_consistency_checks: float | None = None) -> None:
+        self._p: float = 0.0
+        self._initialised = False
+        self.p_consistency_checks = p_consistency_checks  # validated before anything is created
+        self._initialised = True
+        self._attempted = 0
+        self._passed = 0
         if wrapped_dict is None:
             from .file_dir_dict import FileDirDict
 
@@ -97,12 +104,6 @@ class WriteOnceDict(WrapperDict[ValueType]):
         if wrapped_dict.append_only is not True:
             raise ValueError("wrapped_dict must be append-only")
         super().__init__(main_dict=wrapped_dict, append_only=True)
-        self._p: float = 0.0
-        self._initialised = False
-        self.p_consistency_checks = p_consistency_checks
-        self._initialised = True
-        self._attempted = 0
-        self._passed = 0
 
     # ------------------------------------------------------------------------------ parameters
     @property
@@ -123,7 +124,7 @@ class WriteOnceDict(WrapperDict[ValueType]):
             return
         if value is None:
             value = 0.0
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise TypeError("p_consistency_checks must be a number in [0, 1] or None, got "
                             f"{type(value).__name__}")
         if not 0 <= value <= 1:

@@ -84,6 +84,14 @@ def test_p_consistency_checks_out_of_range(p: float) -> None:
         make(LocalDict(append_only=True), p)
 
 
+def test_bad_p_is_refused_before_the_default_store_is_created(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError):
+        WriteOnceDict(p_consistency_checks=5)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_p_consistency_checks_types_and_keep_current() -> None:
     with pytest.raises(TypeError):
         make(LocalDict(append_only=True), "0.5")  # type: ignore[arg-type]
