@@ -38,6 +38,13 @@ botocore error. HEAD responses carry no body, so a HEAD cannot tell a deleted bu
 missing key: ``stat``/``exists`` report such a bucket as "absent"; every other primitive raises
 ``BackendError`` for it.
 
+**Lost answers.** botocore re-sends a request whose answer was lost (a reset connection). For a
+conditional request whose first attempt did land, the re-sent one fails against our own
+change: a PUT gets 412, a DELETE gets 404. So a precondition failure seen only after a retry is
+checked: a PUT landed if the stored ETag is the MD5 of our body (one HEAD); a DELETE with
+``If-Match`` that ends in 404 after a retry counts as done. Without this, ``transform_item``
+could apply a transformer twice.
+
 **Capabilities.** Conditional PUT/DELETE are checked once per endpoint URL (not per class, not
 per instance) the first time a conditional write or delete is made: a probe object
 ``<root_prefix>__persidict_probe_<random>__`` (no format extension, so never listed as an item)
@@ -50,6 +57,7 @@ atomicity guarantee, never silently.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -163,6 +171,14 @@ def _classify_client_error(exc: Any) -> str | None:
     if code in _NOT_MODIFIED_CODES or status == 304:
         return _NOT_MODIFIED
     return None
+
+
+def _retry_attempts(exc: BaseException) -> int:
+    """How many times botocore re-sent the request before this answer (0 if unknown)."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return 0
+    return int((response.get("ResponseMetadata") or {}).get("RetryAttempts") or 0)
 
 
 def _describe_error(exc: BaseException) -> str:
@@ -338,8 +354,26 @@ class S3Backend(Backend):
             # If-Match on a missing key is a 404 (NoSuchKey): the precondition did not hold.
             expected = (_PRECONDITION,) if if_match is None else (_PRECONDITION, _NOT_FOUND)
             self._fail(exc, "write", key, *expected)
+            if _retry_attempts(exc) > 0:
+                return self._landed_after_retry(key, payload)
             return None
         return Stat(resp["ETag"], time.time())
+
+    def _landed_after_retry(self, key: Key, payload: Any) -> Stat | None:
+        """A conditional PUT failed only on a retry: did an earlier attempt land?
+
+        When the answer to a successful PUT is lost (connection reset), botocore sends the PUT
+        again and the same precondition now fails against our own write. A single-part PUT's
+        ETag is the MD5 of its body, so a HEAD tells whether the stored object is ours.
+        """
+        current = self.stat(key)
+        if (
+            current is not None
+            and isinstance(payload, (bytes, bytearray, memoryview))
+            and current.etag == '"' + hashlib.md5(payload).hexdigest() + '"'
+        ):
+            return current
+        return None
 
     def delete(self, key: Key, *, if_match: str | None = None) -> bool:
         if if_match is None:
@@ -374,8 +408,9 @@ class S3Backend(Backend):
         try:
             self.client.delete_object(**kwargs)
         except self._errors as exc:
-            self._fail(exc, "delete", key, _NOT_FOUND, _PRECONDITION)
-            return False
+            kind = self._fail(exc, "delete", key, _NOT_FOUND, _PRECONDITION)
+            # A 404 that only a retry saw: the first attempt deleted it, its answer was lost.
+            return kind == _NOT_FOUND and if_match is not None and _retry_attempts(exc) > 0
         return True
 
     def _write_check_then_act(self, key: Key, payload: Any, if_match: IfMatch) -> Stat | None:

@@ -188,7 +188,8 @@ class FaultProxy:
 
     ``mode``: ``"forward"`` (pass through), ``"500"`` (InternalError), ``"403"``
     (AccessDenied), ``"503"`` (SlowDown throttling) or ``"reset"`` (TCP reset without an
-    answer). ``requests`` counts the requests received.
+    answer). ``requests`` counts the requests received. ``lose_answer_once`` = an HTTP method:
+    the next such request is forwarded, done by moto, and then its answer is lost (reset).
     """
 
     def __init__(self, upstream: str) -> None:
@@ -196,6 +197,7 @@ class FaultProxy:
         host, port = host_port.rsplit(":", 1)
         self.upstream = (host, int(port))
         self.mode = "forward"
+        self.lose_answer_once: str | None = None
         self.requests = 0
         self._lock = threading.Lock()
         proxy = self
@@ -225,7 +227,13 @@ class FaultProxy:
                 with proxy._lock:
                     proxy.requests += 1
                     mode = proxy.mode
+                    lose = proxy.lose_answer_once == self.command
+                    if lose:
+                        proxy.lose_answer_once = None
                 body = self._body()
+                if lose:
+                    self._forward(body, answer=False)
+                    mode = "reset"
                 if mode == "reset":
                     self.connection.setsockopt(
                         socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
@@ -249,7 +257,7 @@ class FaultProxy:
                     return
                 self._forward(body)
 
-            def _forward(self, body: bytes) -> None:
+            def _forward(self, body: bytes, answer: bool = True) -> None:
                 conn = http.client.HTTPConnection(*proxy.upstream, timeout=30)
                 try:
                     headers = {
@@ -262,6 +270,8 @@ class FaultProxy:
                     data = resp.read()
                 finally:
                     conn.close()
+                if not answer:
+                    return
                 self.send_response(resp.status)
                 for k, v in resp.getheaders():
                     if k.lower() not in ("transfer-encoding", "connection", "content-length",

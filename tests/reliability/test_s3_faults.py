@@ -181,6 +181,32 @@ def test_transform_item_never_reports_success_without_writing(
     assert d["k"] == 2  # unchanged: the failed write did not happen
 
 
+@pytest.mark.parametrize("method", ["PUT", "DELETE"])
+def test_lost_answer_is_not_applied_twice(
+    proxied: tuple[FaultProxy, BasicS3Dict[Any]], method: str
+) -> None:
+    """The write lands, its answer is lost, botocore re-sends: one change, reported once."""
+    proxy, d = proxied
+    calls: list[Any] = []
+
+    def counted(v: Any) -> Any:
+        calls.append(v)
+        return v + 1
+
+    if method == "PUT":
+        proxy.lose_answer_once = "PUT"
+        result = d.transform_item("k", transformer=counted)
+        assert calls == [2]
+        assert result.new_value == 3
+        assert d["k"] == 3
+        assert result.resulting_etag == d.etag("k")
+    else:
+        proxy.lose_answer_once = "DELETE"
+        assert d.pop("k") == 2
+        assert "k" not in d
+    assert proxy.lose_answer_once is None  # the fault did happen
+
+
 def test_access_denied_on_bucket_check_is_ignored(
     aws_env: None, moto_server: str
 ) -> None:
