@@ -172,7 +172,16 @@ def test_capabilities_of_moto(backend: S3Backend, s3_target: S3Target) -> None:
     caps = backend.capabilities()
     assert caps == S3Capabilities(True, True, True)
     assert backend.capabilities() is caps  # cached per endpoint
+    assert _capabilities[s3_target.client.meta.endpoint_url] is caps
     assert not [k for k in s3_target.object_keys() if "probe" in k]
+    other = S3Backend(client=s3_target.client, bucket=s3_target.bucket, root_prefix="other")
+    counter = RequestCounter(s3_target.client)
+    try:
+        assert other.capabilities() is caps
+        assert other.write(("k",), b"1", if_match=ITEM_NOT_AVAILABLE) is not None
+        assert counter.calls == ["PutObject"]  # no second probe on the same endpoint
+    finally:
+        counter.close()
 
 
 def test_fallback_when_endpoint_ignores_preconditions(
