@@ -91,6 +91,7 @@ READ_TIMEOUT: Final = 10.0
 MAX_ATTEMPTS: Final = 3  # in total, the first attempt included
 READ_MANY_WORKERS: Final = 8
 DELETE_BATCH: Final = 1000
+MAX_OBJECT_KEY_BYTES: Final = 1024  # S3's limit on object key length
 
 _NOT_FOUND_CODES: Final = frozenset({"NoSuchKey", "404", "NotFound"})
 _PRECONDITION_CODES: Final = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412"})
@@ -338,9 +339,15 @@ class S3Backend(Backend):
         return self._put(key, payload, if_match)
 
     def _put(self, key: Key, payload: Any, if_match: IfMatch) -> Stat | None:
+        object_key = self.object_key(key)
+        if len(object_key) > MAX_OBJECT_KEY_BYTES:  # safe characters are ASCII: chars == bytes
+            raise ValueError(
+                f"key {key!r} is too long for S3: its object key {object_key[:60]!r}... has "
+                f"{len(object_key)} bytes, the limit is {MAX_OBJECT_KEY_BYTES}"
+            )
         kwargs: dict[str, Any] = {
             "Bucket": self.bucket,
-            "Key": self.object_key(key),
+            "Key": object_key,
             "Body": payload,
             "ContentType": self.content_type,
         }

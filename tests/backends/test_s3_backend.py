@@ -330,6 +330,14 @@ def test_content_types(s3_target: S3Target, fmt: str, content_type: str) -> None
     assert head["ContentType"] == content_type
 
 
+def test_too_long_key_is_a_value_error(backend: S3Backend, s3_target: S3Target) -> None:
+    key = tuple("c" * 200 for _ in range(6))
+    with pytest.raises(ValueError, match="too long for S3"):
+        backend.write(key, b"1")
+    assert s3_target.object_keys() == []
+    backend.write(key[:4], b"1")  # 4 x 201 bytes + prefix fits
+
+
 def test_import_does_not_load_boto3() -> None:
     code = (
         "import sys, persidict, persidict.s3_backend;"
