@@ -22,7 +22,14 @@ from .markers import (
     ValueType,
 )
 from .persi_dict import PersiDict, Result, check_retrieve, unchanged_result, wants_value
-from .wrapper_dict import WrapperDict, check_store, same_round_trip
+from .wrapper_dict import (
+    ABSENT,
+    WrapperDict,
+    check_store,
+    is_local,
+    read_in_order,
+    same_round_trip,
+)
 
 __all__ = ["AppendOnlyDictCached"]
 
@@ -55,6 +62,7 @@ class AppendOnlyDictCached(WrapperDict[ValueType]):
         # Written values may go straight into the cache only if reading them back from the
         # cache gives what reading them back from the main store would.
         self._cache_written = same_round_trip(main_dict, data_cache)
+        self._parallel_reads = not is_local(main_dict)
 
     @property
     def main_dict(self) -> PersiDict[ValueType]:
@@ -125,16 +133,17 @@ class AppendOnlyDictCached(WrapperDict[ValueType]):
             yield from self._main_dict._iterate(False, with_timestamps)
             return
         # Keys (and timestamps) from the main store's listing, values from the cache first.
-        for k, _, ts in self._main_dict._iterate(False, with_timestamps):
-            try:
-                value = self._cache_lookup(k)
-            except KeyError:
-                try:
-                    value = self._main_dict[k]
-                except KeyError:  # vanished since the listing
-                    continue
-                self._fill(k, value)
-            yield k, value, ts
+        listing = self._main_dict._iterate(False, with_timestamps)
+        for (k, _, ts), value in read_in_order(listing, self._read_or_absent,
+                                               parallel=self._parallel_reads):
+            if value is not ABSENT:
+                yield k, value, ts
+
+    def _read_or_absent(self, entry: tuple[SafeStrTuple, Any, float | None]) -> Any:
+        try:
+            return self[entry[0]]
+        except KeyError:  # vanished since the listing
+            return ABSENT
 
     # ------------------------------------------------------------------ conditional operations
     def get_item_if(self, key: NonEmptyPersiDictKey, *, condition: ETagConditionFlag,

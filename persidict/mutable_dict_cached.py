@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .keys import NonEmptyPersiDictKey, PersiDictKey, SafeStrTuple, normalize_key
@@ -31,7 +31,14 @@ from .persi_dict import (
     unchanged_result,
     wants_value,
 )
-from .wrapper_dict import WrapperDict, check_store, same_round_trip
+from .wrapper_dict import (
+    ABSENT,
+    WrapperDict,
+    check_store,
+    is_local,
+    read_in_order,
+    same_round_trip,
+)
 
 __all__ = ["MutableDictCached"]
 
@@ -70,6 +77,7 @@ class MutableDictCached(WrapperDict[ValueType]):
         # Written values may go straight into the cache only if reading them back from the
         # cache gives what reading them back from the main store would.
         self._cache_written = same_round_trip(main_dict, data_cache)
+        self._parallel_reads = not is_local(main_dict)
 
     @property
     def main_dict(self) -> PersiDict[ValueType]:
@@ -164,6 +172,25 @@ class MutableDictCached(WrapperDict[ValueType]):
             raise KeyError(k)
         self._remember(k, value, r.actual_etag)
         return value  # type: ignore[return-value]
+
+    def _iterate(self, with_values: bool, with_timestamps: bool
+                 ) -> Iterator[tuple[SafeStrTuple, Any, float | None]]:
+        if not with_values:
+            yield from self._main_dict._iterate(False, with_timestamps)
+            return
+        # Keys (and timestamps) from the main store's listing; each value by a validated read,
+        # so unchanged items come from the cache and changed ones refresh it.
+        listing = self._main_dict._iterate(False, with_timestamps)
+        for (k, _, ts), value in read_in_order(listing, self._read_or_absent,
+                                               parallel=self._parallel_reads):
+            if value is not ABSENT:
+                yield k, value, ts
+
+    def _read_or_absent(self, entry: tuple[SafeStrTuple, Any, float | None]) -> Any:
+        try:
+            return self[entry[0]]
+        except KeyError:  # deleted since the listing
+            return ABSENT
 
     def __setitem__(self, key: NonEmptyPersiDictKey, value: Any) -> None:
         k = normalize_key(key)

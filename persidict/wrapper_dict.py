@@ -10,8 +10,10 @@ operations on the wrapped store and vice versa.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Final, TypeVar
 
 from .keys import NonEmptyPersiDictKey, SafeStrTuple, normalize_key
 from .local_dict import LocalDict
@@ -25,7 +27,33 @@ from .markers import (
 )
 from .persi_dict import PersiDict, Result
 
-__all__ = ["WrapperDict", "check_store", "reads_back_exactly", "same_round_trip"]
+__all__ = [
+    "ABSENT",
+    "WrapperDict",
+    "check_store",
+    "innermost",
+    "is_local",
+    "read_in_order",
+    "reads_back_exactly",
+    "same_round_trip",
+]
+
+_E = TypeVar("_E")
+
+# Reads of a remote main store during iteration run on a small pool, as BasicS3Dict's own do.
+_READ_WORKERS: Final = 8
+_READ_WINDOW: Final = 32
+
+
+class _Absent:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+
+ABSENT: Final = _Absent()
+"""What a per-key read used during iteration returns for a key that vanished since the listing."""
 
 
 def check_store(store: object, name: str) -> PersiDict[Any]:
@@ -33,6 +61,14 @@ def check_store(store: object, name: str) -> PersiDict[Any]:
     if not isinstance(store, PersiDict):
         raise TypeError(f"{name} must be a PersiDict")
     return store
+
+
+def is_local(store: PersiDict[Any]) -> bool:
+    """True if reads of ``store`` are local (memory, files), so iteration reads in line."""
+    from .empty_dict import EmptyDict
+    from .file_dir_dict import FileDirDict
+
+    return isinstance(innermost(store), (LocalDict, FileDirDict, EmptyDict))
 
 
 def _round_trip(store: PersiDict[Any]) -> str:
@@ -56,6 +92,42 @@ def reads_back_exactly(store: PersiDict[Any]) -> bool:
 def same_round_trip(main: PersiDict[Any], cache: PersiDict[Any]) -> bool:
     """True if a value read back from ``cache`` always equals one read back from ``main``."""
     return _round_trip(main) == _round_trip(cache)
+
+
+def innermost(store: PersiDict[Any]) -> PersiDict[Any]:
+    """The store at the bottom of a stack of wrappers."""
+    while isinstance(store, WrapperDict):
+        store = store._main_dict
+    return store
+
+
+def read_in_order(entries: Iterator[_E], read: Callable[[_E], Any], *, parallel: bool
+                  ) -> Iterator[tuple[_E, Any]]:
+    """``(entry, read(entry))`` for every entry, in order.
+
+    With ``parallel`` the reads run on a bounded thread pool (at most ``_READ_WINDOW`` in
+    flight), for main stores where every read is a network round trip; local stores read in
+    line, where a pool would cost more than it saves. Abandoning the iterator cancels what has
+    not started.
+    """
+    if not parallel:
+        for entry in entries:
+            yield entry, read(entry)
+        return
+    with ThreadPoolExecutor(max_workers=_READ_WORKERS) as pool:
+        pending: deque[tuple[_E, Future[Any]]] = deque()
+        try:
+            for entry in entries:
+                pending.append((entry, pool.submit(read, entry)))
+                if len(pending) >= _READ_WINDOW:
+                    first, fut = pending.popleft()
+                    yield first, fut.result()
+            while pending:
+                first, fut = pending.popleft()
+                yield first, fut.result()
+        finally:
+            for _, fut in pending:
+                fut.cancel()
 
 
 class WrapperDict(PersiDict[ValueType]):

@@ -532,3 +532,58 @@ def test_mutable_cached_subdict_params_clone(
         pickle.dumps(mc)
     assert repr(mc).startswith("MutableDictCached(data_cache=LocalDict(")
     assert not hasattr(mc, "base_dir")
+
+
+# ======================================================================= iteration of values
+@pytest.mark.parametrize("parallel", [False, True], ids=["inline", "pooled"])
+def test_mutable_cached_values_use_and_refresh_the_cache(
+        mc: MutableDictCached[Any], main_mu: SpyFileDirDict, parallel: bool) -> None:
+    mc._parallel_reads = parallel  # a remote main store reads on a thread pool
+    for i in range(50):
+        mc["k", str(i)] = i
+    main_mu["k", "7"] = 700  # changed behind the wrapper's back
+    main_mu["extra"] = -1  # written behind its back
+    main_mu.calls.clear()
+    got = {tuple(k): v for k, v in mc.items()}
+    assert got == {**{("k", str(i)): i for i in range(50)}, ("k", "7"): 700, ("extra",): -1}
+    transferred = [c for c in main_mu.calls if c[2] is not VALUE_NOT_RETRIEVED]
+    assert sorted(c[2] for c in transferred) == [-1, 700]  # only the two outside changes
+    assert cached_entry(mc, ("k", "7")) == (700, main_mu.etag(("k", "7")))
+    assert cached_entry(mc, "extra") == (-1, main_mu.etag("extra"))
+    assert [v for _, v, _ in mc.items_and_timestamps()] == [
+        main_mu[k] for k in main_mu]  # same order as the listing
+
+
+@pytest.mark.parametrize("parallel", [False, True], ids=["inline", "pooled"])
+def test_append_cached_values_fill_the_cache(
+        ao: AppendOnlyDictCached[Any], main_ao: SpyFileDirDict, parallel: bool) -> None:
+    ao._parallel_reads = parallel
+    for i in range(40):
+        main_ao[str(i)] = i
+    assert sorted(ao.values()) == list(range(40))
+    assert len(ao.data_cache) == 40
+    main_ao.calls.clear()
+    assert sorted(ao.values()) == list(range(40))
+    assert [c for c in main_ao.calls if c[0] == "getitem"] == []  # all from the cache
+
+
+@pytest.mark.parametrize("parallel", [False, True], ids=["inline", "pooled"])
+def test_values_skip_items_deleted_during_iteration_and_can_stop_early(
+        mc: MutableDictCached[Any], main_mu: SpyFileDirDict, parallel: bool) -> None:
+    mc._parallel_reads = parallel
+    for i in range(100):
+        mc[f"{i:03d}"] = i
+    listing = main_mu._iterate
+
+    def listing_then_delete(with_values: bool, with_timestamps: bool) -> Any:
+        entries = list(listing(with_values, with_timestamps))
+        del main_mu["050"]
+        return iter(entries)
+
+    main_mu._iterate = listing_then_delete  # type: ignore[method-assign]
+    values = list(mc.values())
+    assert len(values) == 99 and 50 not in values
+    del main_mu._iterate
+    it = mc.values()
+    assert next(it) in range(100)
+    it.close()  # abandoning the iteration does not hang or leak reads
