@@ -353,8 +353,18 @@ def bench_small(root: Path, n: int, repeats: int) -> list[Row]:
                       n, 3 * repeats)
     rows.append(Row.of(f"`in`, {n:,} present keys", ins, "ours", "raw", 2.0, "dc",
                        note="raw: os.path.isfile"))
+    # Deletes: the files are put back between runs without fsync (untimed, same bytes).
+    ours_paths = [str(root / "fdd_pkl" / f"{sign_component(k, 4)}.pkl") for k in keys]
+    payloads = [pickle.dumps(v, protocol=5) for v in values]
+
+    def refill(paths: list[str]) -> Callable[[], None]:
+        def run() -> None:
+            for p, data in zip(paths, payloads, strict=True):
+                write_no_sync(p, data)
+        return run
+
     dels = interleaved({
-        "raw": (raw_set("pkl"), raw_del), "ours": (ours_set("pkl"), ours_del),
+        "raw": (refill(raw_paths["pkl"]), raw_del), "ours": (refill(ours_paths), ours_del),
         "dc": (dc_set, dc_del),
     }, n, repeats)
     rows.append(Row.of(f"delete, {n:,} small values", dels, "ours", "raw", None, "dc",
@@ -461,12 +471,29 @@ def bench_array(root: Path, mb: int, repeats: int) -> list[Row]:
 
 IMPORT_PROBE = """
 import sys, time, json
+before = set(sys.modules)
 t = time.perf_counter()
 import persidict
 dt = time.perf_counter() - t
 heavy = sorted(m for m in ("pandas", "numpy", "boto3", "botocore", "joblib", "jsonpickle")
                if m in sys.modules)
-print(json.dumps({"seconds": dt, "heavy": heavy}))
+deps = [m for m in sys.modules if m not in before and not m.startswith("persidict")]
+print(json.dumps({"seconds": dt, "heavy": heavy, "deps": deps}))
+"""
+
+# Calibration: the same run's cost of importing just the (standard-library) modules that
+# `import persidict` pulls in, so a loaded machine can be told apart from a slow package.
+DEPS_PROBE = """
+import sys, time, json, importlib
+deps = json.loads(sys.argv[1])
+t = time.perf_counter()
+for m in deps:
+    if m not in sys.modules:
+        try:
+            importlib.import_module(m)
+        except ImportError:
+            pass
+print(json.dumps({"seconds": time.perf_counter() - t, "heavy": []}))
 """
 
 IMPORT_FDD_PROBE = """
@@ -478,23 +505,46 @@ print(json.dumps({"seconds": dt, "heavy": []}))
 """
 
 
-def bench_import(repeats: int) -> tuple[list[Row], list[str]]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    rows: list[Row] = []
-    heavy: list[str] = []
-    for label, probe in (("`import persidict`", IMPORT_PROBE),
-                         ("`from persidict import FileDirDict`", IMPORT_FDD_PROBE)):
-        times = []
-        for _ in range(repeats):
-            out = subprocess.run([sys.executable, "-c", probe], env=env, cwd=tempfile.gettempdir(),
-                                 capture_output=True, text=True, check=True).stdout
-            got = json.loads(out)
-            times.append(got["seconds"])
-            if probe is IMPORT_PROBE:
-                heavy = got["heavy"]
-        rows.append(Row(f"{label}, fresh interpreter", statistics.median(times), None,
-                        0.1 if probe is IMPORT_PROBE else None, unit="s", absolute=True))
+def bench_import(repeats: int, root: Path) -> tuple[list[Row], list[str]]:
+    """Import times in fresh interpreters, with persidict's bytecode cached as after a
+    ``pip install`` (a private PYTHONPYCACHEPREFIX, warmed once), and without any bytecode
+    cache (PYTHONDONTWRITEBYTECODE=1, as some sandboxes run: every module compiled anew)."""
+    base_env = {k: v for k, v in os.environ.items()
+                if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")}
+    base_env["PYTHONPATH"] = os.pathsep.join(
+        [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
+    warm_env = {**base_env, "PYTHONPYCACHEPREFIX": str(root / "pycache")}
+    cold_env = {**base_env, "PYTHONDONTWRITEBYTECODE": "1",
+                "PYTHONPYCACHEPREFIX": str(root / "no_pycache")}
+
+    def probe(code: str, env: dict[str, str], *argv: str) -> dict[str, Any]:
+        out = subprocess.run([sys.executable, "-c", code, *argv], env=env,
+                             cwd=tempfile.gettempdir(), capture_output=True, text=True,
+                             check=True).stdout
+        result: dict[str, Any] = json.loads(out)
+        return result
+
+    first = probe(IMPORT_PROBE, warm_env)  # also fills the bytecode cache
+    probe(IMPORT_FDD_PROBE, warm_env)
+    heavy: list[str] = first["heavy"]
+    deps = json.dumps(first["deps"])
+    samples: dict[str, list[float]] = {"pkg": [], "fdd": [], "cold": [], "deps": []}
+    for _ in range(repeats):  # interleaved, like everything else
+        samples["pkg"].append(probe(IMPORT_PROBE, warm_env)["seconds"])
+        samples["fdd"].append(probe(IMPORT_FDD_PROBE, warm_env)["seconds"])
+        samples["cold"].append(probe(IMPORT_PROBE, cold_env)["seconds"])
+        samples["deps"].append(probe(DEPS_PROBE, warm_env, deps)["seconds"])
+    med = {k: statistics.median(v) for k, v in samples.items()}
+    rows = [
+        Row("`import persidict`, fresh interpreter, bytecode cached", med["pkg"], None, 0.1,
+            unit="s", absolute=True),
+        Row("`from persidict import FileDirDict`, same", med["fdd"], None, None,
+            unit="s", absolute=True),
+        Row("`import persidict` without a bytecode cache (PYTHONDONTWRITEBYTECODE=1)",
+            med["cold"], None, None, unit="s", absolute=True),
+        Row(f"calibration: import only the {len(first['deps'])} stdlib modules persidict "
+            "pulls in", med["deps"], None, None, unit="s", absolute=True),
+    ]
     return rows, heavy
 
 
@@ -558,7 +608,7 @@ def main() -> None:
     args = ap.parse_args()
 
     n_small, n_list, mb = (300, 2000, 10) if args.quick else (2000, 10_000, 50)
-    repeats, list_repeats, array_repeats = (3, 3, 3) if args.quick else (5, 9, 5)
+    repeats, list_repeats, array_repeats = (3, 3, 3) if args.quick else (4, 9, 5)
 
     args.dir.mkdir(parents=True, exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix="bench_file_", dir=args.dir))
@@ -572,7 +622,7 @@ def main() -> None:
         rows = bench_small(root, n_small, repeats)
         rows += bench_listing(root, n_list, list_repeats)
         rows += bench_array(root, mb, array_repeats)
-        import_rows, heavy = bench_import(7 if not args.quick else 3)
+        import_rows, heavy = bench_import(7 if not args.quick else 3, root)
         rows += import_rows
     finally:
         shutil.rmtree(root, ignore_errors=True)
