@@ -79,7 +79,7 @@ def _round_trip(store: PersiDict[Any]) -> str:
     endings), so a value can be served from a cache in place of a read of the main store only if
     both stores transform values the same way.
     """
-    if isinstance(store, LocalDict) or store.serialization_format == "pkl":
+    if isinstance(innermost(store), LocalDict) or store.serialization_format == "pkl":
         return "exact"
     return store.serialization_format
 
