@@ -240,6 +240,12 @@ def _botocore_errors() -> tuple[type[BaseException], ...]:
     return (ClientError, BotoCoreError)
 
 
+def _body_errors() -> tuple[type[BaseException], ...]:
+    from botocore.exceptions import IncompleteReadError, ResponseStreamingError
+
+    return (IncompleteReadError, ResponseStreamingError)
+
+
 class S3Backend(Backend):
     """Payload bytes in one bucket under one root prefix (see the module docstring)."""
 
@@ -265,6 +271,7 @@ class S3Backend(Backend):
         self._suffix = "." + serialization_format
         self.content_type = content_type or content_type_for(serialization_format)
         self._errors = _botocore_errors()
+        self._body_errors = _body_errors()
         self._endpoint = _endpoint_of(client)
 
     # -- structure ------------------------------------------------------------------------
@@ -316,17 +323,24 @@ class S3Backend(Backend):
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": self.object_key(key)}
         if if_none_match is not None:
             kwargs["IfNoneMatch"] = if_none_match
-        try:
-            resp = self.client.get_object(**kwargs)
-            etag = resp["ETag"]
-            if if_none_match is not None and etag == if_none_match:
-                resp["Body"].close()  # an endpoint that ignored If-None-Match
-                return NOT_MODIFIED
-            body = resp["Body"].read()
-        except self._errors as exc:
-            kind = self._fail(exc, "read", key, _NOT_FOUND, _NOT_MODIFIED)
-            return NOT_MODIFIED if kind == _NOT_MODIFIED else None
-        return body, Stat(etag, resp["LastModified"].timestamp())
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                resp = self.client.get_object(**kwargs)
+                etag = resp["ETag"]
+                if if_none_match is not None and etag == if_none_match:
+                    resp["Body"].close()  # an endpoint that ignored If-None-Match
+                    return NOT_MODIFIED
+                body = resp["Body"].read()
+            except self._body_errors as exc:
+                # botocore retries requests, not the reading of a body cut off mid-stream.
+                if attempt + 1 >= MAX_ATTEMPTS:
+                    self._fail(exc, "read", key)  # raises BackendError
+                continue
+            except self._errors as exc:
+                kind = self._fail(exc, "read", key, _NOT_FOUND, _NOT_MODIFIED)
+                return NOT_MODIFIED if kind == _NOT_MODIFIED else None
+            return body, Stat(etag, resp["LastModified"].timestamp())
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def write(self, key: Key, payload: Any, *, if_match: IfMatch = None) -> Stat | None:
         if if_match is not None:

@@ -198,6 +198,7 @@ class FaultProxy:
         self.upstream = (host, int(port))
         self.mode = "forward"
         self.lose_answer_once: str | None = None
+        self.truncate_gets = 0  # cut off the body of this many GET answers half-way
         self.requests = 0
         self._lock = threading.Lock()
         proxy = self
@@ -230,6 +231,9 @@ class FaultProxy:
                     lose = proxy.lose_answer_once == self.command
                     if lose:
                         proxy.lose_answer_once = None
+                    truncate = self.command == "GET" and proxy.truncate_gets > 0
+                    if truncate:
+                        proxy.truncate_gets -= 1
                 body = self._body()
                 if lose:
                     self._forward(body, answer=False)
@@ -255,9 +259,9 @@ class FaultProxy:
                     if self.command != "HEAD":
                         self.wfile.write(payload)
                     return
-                self._forward(body)
+                self._forward(body, truncate=truncate)
 
-            def _forward(self, body: bytes, answer: bool = True) -> None:
+            def _forward(self, body: bytes, answer: bool = True, truncate: bool = False) -> None:
                 conn = http.client.HTTPConnection(*proxy.upstream, timeout=30)
                 try:
                     headers = {
@@ -284,7 +288,12 @@ class FaultProxy:
                 else:
                     self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                if self.command != "HEAD":
+                if truncate and len(data) > 1:
+                    self.wfile.write(data[: len(data) // 2])
+                    self.wfile.flush()
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    self.close_connection = True
+                elif self.command != "HEAD":
                     self.wfile.write(data)
 
             do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle

@@ -207,6 +207,19 @@ def test_lost_answer_is_not_applied_twice(
     assert proxy.lose_answer_once is None  # the fault did happen
 
 
+def test_body_cut_off_mid_stream(proxied: tuple[FaultProxy, BasicS3Dict[Any]]) -> None:
+    proxy, d = proxied
+    d["big"] = list(range(20_000))
+    proxy.truncate_gets = 1
+    assert d["big"] == list(range(20_000))  # read again, transparently
+    assert proxy.truncate_gets == 0
+    proxy.truncate_gets = 100
+    err = expect_backend_error(lambda: d["big"])
+    assert err.operation == "read"
+    proxy.truncate_gets = 0
+    assert d["big"][-1] == 19_999
+
+
 def test_access_denied_on_bucket_check_is_ignored(
     aws_env: None, moto_server: str
 ) -> None:
