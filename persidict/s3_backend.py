@@ -7,7 +7,8 @@ Object layout (byte-compatible with persidict 0.309)::
 ``root_prefix`` is empty or ends with ``/``; components are never digest-signed. ETags are the
 S3 ``ETag`` response fields exactly as returned, double quotes included.
 
-Requests per primitive (one each; nothing is fetched "just in case"):
+Requests per primitive (one each except the unconditional delete; nothing is fetched "just in
+case"):
 
 ============================  =============================================================
 ``stat`` / ``exists``         HEAD
@@ -48,8 +49,9 @@ could apply a transformer twice.
 **Capabilities.** Conditional PUT/DELETE are checked once per endpoint URL (not per class, not
 per instance) the first time a conditional write or delete is made: a probe object
 ``<root_prefix>__persidict_probe_<random>__`` (no format extension, so never listed as an item)
-is written and then written/deleted with deliberately wrong preconditions. An endpoint that
-enforces them (AWS S3, moto >= 5.1, MinIO) gets single-request atomic operations. For an
+is written and then written/deleted with deliberately wrong preconditions (five requests, once
+per endpoint and process). An endpoint that enforces them (verified here: moto 5.2.5, in-process
+and as a server) gets single-request atomic operations. For an
 endpoint that ignores a precondition header the documented fallback is check-then-act
 (HEAD, compare, then act) and a warning is logged once per endpoint: such stores lose the
 atomicity guarantee, never silently.
