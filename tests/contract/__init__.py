@@ -1,0 +1,1 @@
+"""The contract suite: behaviour every store kind must have (no backend names inside)."""
