@@ -28,6 +28,21 @@ from typing import Any
 
 import pytest
 
+__all__ = [  # what `from tests.s3_support import *` in tests/conftest.py brings in
+    "FaultProxy",
+    "S3Target",
+    "aws_env",
+    "free_port",
+    "make_client",
+    "make_session",
+    "moto_server",
+    "new_bucket_name",
+    "s3_http",
+    "s3_mock",
+    "s3_target",
+    "start_moto_server",
+]
+
 DUMMY_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
