@@ -39,10 +39,8 @@ joblib = pytest.importorskip("joblib")
 jsonpickle = pytest.importorskip("jsonpickle")
 
 # jsonpickle 4.x warns on every dumps/loads that uses its own default keys=False. The reference
-# calls below are made exactly as 0.309 makes them, so that warning is silenced here; whether
-# FileDirDict lets it escape to users is test_json_store_emits_no_deprecation_warning's job.
-JSONPICKLE_WARNING = "ignore:keys will default to True:DeprecationWarning"
-pytestmark = pytest.mark.filterwarnings(JSONPICKLE_WARNING)
+# calls below are made exactly as 0.309 makes them, inside catch_warnings; FileDirDict itself
+# must not let that warning reach users (the project's pytest config makes warnings errors).
 
 SPEC_BYTES_OF_1 = bytes.fromhex("04224d18 4040c005 00008080 044b012e 00000000")
 
@@ -121,6 +119,9 @@ def assert_same(got: Any, expected: Any, where: str = "value") -> None:
         assert len(got) == len(expected), where
         for i, (g, e) in enumerate(zip(got, expected, strict=True)):
             assert_same(g, e, f"{where}[{i}]")
+    elif isinstance(expected, (pd.Index, pd.Categorical)):
+        assert type(got) is type(expected), f"{where}: {type(got)}"
+        assert got.equals(expected), where
     elif isinstance(expected, float) and math.isnan(expected):
         assert isinstance(got, float) and math.isnan(got), where
     else:
@@ -282,15 +283,44 @@ JSON_VALUES: dict[str, Callable[[], Any]] = {
     "big-array": lambda: np.arange(5000, dtype=np.float64),
     "numpy-scalar": lambda: np.int16(7),
     "dataframe": lambda: pd.DataFrame({"a": [1, 2], "b": ["x", "y"], "c": [1.5, None]}),
+    "object-frame": lambda: pd.DataFrame({"o": pd.Series([1, "a", None], dtype=object)}),
+    "multi-index-frame": lambda: pd.DataFrame(
+        {"a": [1, 2]}, index=pd.MultiIndex.from_tuples([("x", 1), ("y", 2)])),
+    "timestamp": lambda: pd.Timestamp("2026-01-01 12:00"),
     "series": lambda: pd.Series([1, 2, 3], name="n"),
+    "index": lambda: pd.Index([1, 2]),
+    "categorical": lambda: pd.Categorical(["a", "b", "a"]),
+    "period": lambda: pd.Period("2026-01"),
+    "interval": lambda: pd.Interval(0, 1),
     "nested": lambda: {"arr": np.arange(2), "items": [(1, "a"), {2, 3}]},
 }
 
+# jsonpickle's own pandas handlers call jsonpickle.encode/decode without a context for these,
+# and each such call issues jsonpickle 4.x's "keys will default to True" DeprecationWarning.
+PANDAS_NESTED = {"series", "index", "categorical", "period", "interval"}
+PANDAS_NESTED_BUG = pytest.mark.xfail(strict=True, reason=(
+    "BUG: for pandas Series/Index/Categorical/Period/Interval, jsonpickle's pandas handlers "
+    "call jsonpickle.encode/decode themselves without a context, so the 'keys will default to "
+    "True' DeprecationWarning still escapes JsonSerializer; under -W error (this project's "
+    "pytest config) the write is a TypeError and the read a BackendError(decode). Fix: also "
+    "ignore that one warning (warnings.catch_warnings + filterwarnings('ignore', 'keys will "
+    "default to True', DeprecationWarning)) around the jsonpickle calls"))
 
-@pytest.mark.parametrize("digest_len", [4, 0])
-def test_hand_written_json_store_opens(tmp_path: Path, digest_len: int) -> None:
+
+def json_names(pandas_nested: bool) -> list[str]:
+    return [n for n in JSON_VALUES if (n in PANDAS_NESTED) == pandas_nested]
+
+
+@pytest.mark.parametrize(("digest_len", "names"), [
+    pytest.param(4, json_names(False), id="4"),
+    pytest.param(0, json_names(False), id="0"),
+    pytest.param(4, json_names(True), id="4-pandas-nested", marks=PANDAS_NESTED_BUG),
+])
+def test_hand_written_json_store_opens(tmp_path: Path, digest_len: int,
+                                       names: list[str]) -> None:
     expected: dict[tuple[str, ...], Any] = {}
-    for i, (name, make) in enumerate(JSON_VALUES.items()):
+    for i, name in enumerate(names):
+        make = JSON_VALUES[name]
         key = _key(i, name)
         path = item_path(tmp_path, key, "json", digest_len)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -357,7 +387,8 @@ def test_our_pkl_files_are_plain_pickles(tmp_path: Path) -> None:
         assert_same(pickle.loads(data), PKL_VALUES[name](), name)
 
 
-@pytest.mark.parametrize("name", list(JSON_VALUES))
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=PANDAS_NESTED_BUG) if n in PANDAS_NESTED else n for n in JSON_VALUES])
 def test_our_json_bytes_equal_jsonpickle_indent_4(tmp_path: Path, name: str) -> None:
     value = JSON_VALUES[name]()
     reference = reference_json(value)

@@ -42,7 +42,6 @@ from persidict import (
 )
 
 HANG_BOUND = 5.0  # seconds; every call here should take well under one
-JSONPICKLE_WARNING = "ignore:keys will default to True:DeprecationWarning"
 
 
 def signed(component: str, n: int = 4) -> str:
@@ -395,7 +394,6 @@ def test_unpicklable_values_leave_nothing_behind(area: Area, make: Callable[[], 
     assert list(d.keys()) == [("old",)]
 
 
-@pytest.mark.filterwarnings(JSONPICKLE_WARNING)
 @pytest.mark.parametrize("make", [lambda: (lambda x: x),
                                   lambda: {"f": open(os.devnull)}],  # noqa: SIM115
                          ids=["lambda", "nested-file"])
@@ -438,7 +436,6 @@ VALUE_OPS: dict[str, Callable[[FileDirDict[Any], Any], Any]] = {
 }
 
 
-@pytest.mark.filterwarnings(JSONPICKLE_WARNING)
 @pytest.mark.parametrize("fmt", ["pkl", "json"])
 @pytest.mark.parametrize("sentinel", STATUS_SENTINELS, ids=["ITEM_NOT_AVAILABLE",
                                                             "VALUE_NOT_RETRIEVED"])
@@ -595,7 +592,6 @@ DAMAGED: list[Any] = [
 ]
 
 
-@pytest.mark.filterwarnings(JSONPICKLE_WARNING)
 @pytest.mark.parametrize(("fmt", "make_bytes"), DAMAGED)
 def test_damaged_file_raises_a_clear_error_naming_the_key(area: Area, fmt: str,
                                                           make_bytes: Callable[[], bytes]) -> None:

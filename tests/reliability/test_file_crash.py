@@ -122,9 +122,6 @@ def kill_child_at_random(base_dir: Path, fmt: str, run_id: int, rng: random.Rand
                 stream.close()
 
 
-# jsonpickle 4.x warns on every call made with its own default keys=False; whether persidict
-# lets that warning escape is checked in test_file_compat.py, not here.
-@pytest.mark.filterwarnings("ignore:keys will default to True:DeprecationWarning")
 @pytest.mark.parametrize("fmt", ["pkl", "json"])
 def test_sigkilled_writer_leaves_every_key_complete(tmp_path: Path, fmt: str) -> None:
     base = tmp_path / "store"
