@@ -184,6 +184,15 @@ def _retry_attempts(exc: BaseException) -> int:
     return int((response.get("ResponseMetadata") or {}).get("RetryAttempts") or 0)
 
 
+def _is_access_denied(exc: BaseException | None) -> bool:
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return False
+    code = str((response.get("Error") or {}).get("Code", ""))
+    status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
+    return code in ("AccessDenied", "403", "Forbidden") or status == 403
+
+
 def _describe_error(exc: BaseException) -> str:
     response = getattr(exc, "response", None)
     if isinstance(response, dict):
@@ -547,7 +556,18 @@ class S3Backend(Backend):
         with _capabilities_lock:
             caps = _capabilities.get(self._endpoint)
             if caps is None:
-                caps = self._probe()
+                try:
+                    caps = self._probe()
+                except BackendError as exc:
+                    if not _is_access_denied(exc.__cause__):
+                        raise  # the endpoint is unreachable: so is the operation; probe later
+                    # Credentials that may not write/delete probe objects (a narrow policy):
+                    # trust the endpoint, as every current S3 implementation enforces them.
+                    _log.warning(
+                        "cannot probe S3 endpoint %s for conditional requests (%s); assuming "
+                        "it enforces If-Match / If-None-Match", self._endpoint or "<default>", exc,
+                    )
+                    caps = S3Capabilities(True, True, True)
                 _capabilities[self._endpoint] = caps
                 if not (caps.put_if_none_match_star and caps.put_if_match and caps.delete_if_match):
                     _log.warning(

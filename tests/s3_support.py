@@ -214,6 +214,7 @@ class FaultProxy:
         self.mode = "forward"
         self.lose_answer_once: str | None = None
         self.truncate_gets = 0  # cut off the body of this many GET answers half-way
+        self.fault_paths: str | None = None  # if set, faults apply only to paths containing it
         self.requests = 0
         self._lock = threading.Lock()
         proxy = self
@@ -243,6 +244,8 @@ class FaultProxy:
                 with proxy._lock:
                     proxy.requests += 1
                     mode = proxy.mode
+                    if proxy.fault_paths is not None and proxy.fault_paths not in self.path:
+                        mode = "forward"
                     lose = proxy.lose_answer_once == self.command
                     if lose:
                         proxy.lose_answer_once = None

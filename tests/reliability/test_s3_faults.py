@@ -15,7 +15,7 @@ import pytest
 
 from persidict.basic_s3_dict import BasicS3Dict
 from persidict.errors import BackendError
-from persidict.markers import ITEM_NOT_AVAILABLE
+from persidict.markers import ANY_ETAG, ITEM_NOT_AVAILABLE
 from tests.s3_support import (
     FaultProxy,
     S3Target,
@@ -218,6 +218,22 @@ def test_body_cut_off_mid_stream(proxied: tuple[FaultProxy, BasicS3Dict[Any]]) -
     assert err.operation == "read"
     proxy.truncate_gets = 0
     assert d["big"][-1] == 19_999
+
+
+def test_probe_denied_assumes_an_enforcing_endpoint(
+    aws_env: None, moto_server: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Credentials that may not touch probe objects still get conditional operations."""
+    with FaultProxy(moto_server) as proxy:
+        d: BasicS3Dict[Any] = BasicS3Dict(
+            bucket_name=new_bucket_name(), endpoint_url=proxy.url, root_prefix="np")
+        proxy.mode = "403"
+        proxy.fault_paths = "__persidict_probe_"
+        r = d.setdefault_if("k", default_value=1, condition=ANY_ETAG,
+                            expected_etag=ITEM_NOT_AVAILABLE)
+        assert r.value_was_mutated
+        assert d.transform_item("k", transformer=increment).new_value == 2
+        assert "cannot probe" in caplog.text
 
 
 def test_access_denied_on_bucket_check_is_ignored(
