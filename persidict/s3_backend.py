@@ -54,7 +54,8 @@ per endpoint and process). An endpoint that enforces them (verified here: moto 5
 and as a server) gets single-request atomic operations. For an
 endpoint that ignores a precondition header the documented fallback is check-then-act
 (HEAD, compare, then act) and a warning is logged once per endpoint: such stores lose the
-atomicity guarantee, never silently.
+atomicity guarantee, never silently. Credentials that may not write or delete the probe object
+(403) make the backend assume an enforcing endpoint, with a logged warning.
 """
 
 from __future__ import annotations
