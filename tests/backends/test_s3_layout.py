@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import pickle
+import warnings
 from typing import Any
 
 import pytest
@@ -13,11 +14,7 @@ from persidict.basic_s3_dict import BasicS3Dict, normalize_root_prefix
 from persidict.serialization import PickleSerializer
 from tests.s3_support import S3Target
 
-pytestmark = [
-    pytest.mark.s3,
-    # jsonpickle 4.x warns on every keys=False call (persidict.serialization's json codec).
-    pytest.mark.filterwarnings("ignore:keys will default to True:DeprecationWarning"),
-]
+pytestmark = pytest.mark.s3
 
 KEYS: list[tuple[Any, str]] = [
     ("hello", "hello"),
@@ -38,11 +35,18 @@ def _value_for(fmt: str) -> Any:
     return "line one\nline two ü"
 
 
+def _as_0309_json(value: Any) -> bytes:
+    """What 0.309 writes for json: ``jsonpickle.dumps(value, indent=4)`` with its defaults."""
+    import jsonpickle
+
+    with warnings.catch_warnings():  # jsonpickle 4.x warns about its future keys default
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return str(jsonpickle.dumps(value, indent=4)).encode("utf-8")
+
+
 def _expected_body(fmt: str, value: Any) -> bytes | None:
     if fmt == "json":
-        import jsonpickle
-
-        return str(jsonpickle.dumps(value, indent=4)).encode("utf-8")
+        return _as_0309_json(value)
     if fmt == "pkl":
         return None  # checked by decoding instead (pickle bytes are not unique)
     return str(value).encode("utf-8")
@@ -152,11 +156,8 @@ def test_reads_numpy_bodies_written_by_0309(s3_mock: S3Target) -> None:
 
 
 def test_reads_json_and_text_written_by_0309(s3_mock: S3Target) -> None:
-    import jsonpickle
-
     value = {"t": (1, 2), "s": "ü"}
-    s3_mock.client.put_object(Bucket=s3_mock.bucket, Key="j.json",
-                              Body=str(jsonpickle.dumps(value, indent=4)).encode("utf-8"),
+    s3_mock.client.put_object(Bucket=s3_mock.bucket, Key="j.json", Body=_as_0309_json(value),
                               ContentType="application/json")
     s3_mock.client.put_object(Bucket=s3_mock.bucket, Key="t.txt", Body="héllo".encode(),
                               ContentType="text/plain")
