@@ -181,12 +181,29 @@ class TextSerializer(Serializer):
 _ATOMIC_TYPES: Final = frozenset({int, float, bool, str, bytes, complex, type(None)})
 
 
+class _Pickled:
+    """A value kept as pickle bytes: unpickling is several times faster than ``deepcopy``."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
 class CopySerializer(Serializer):
-    """For memory stores: keep a private deep copy, hand out deep copies."""
+    """For memory stores: keep a private copy, hand out fresh copies.
+
+    Immutable scalars are shared as they are; other values are kept as pickle bytes (a faithful,
+    fast copy); values that cannot be pickled fall back to ``copy.deepcopy``.
+    """
 
     def encode(self, value: Any) -> Any:
         if type(value) in _ATOMIC_TYPES:
             return value
+        try:
+            return _Pickled(pickle.dumps(value, protocol=PICKLE_PROTOCOL))
+        except Exception:
+            pass
         try:
             return copy.deepcopy(value)
         except Exception as exc:
@@ -197,6 +214,8 @@ class CopySerializer(Serializer):
     def decode(self, payload: Any) -> Any:
         if type(payload) in _ATOMIC_TYPES:
             return payload
+        if type(payload) is _Pickled:
+            return pickle.loads(payload.data)
         return copy.deepcopy(payload)
 
 
