@@ -36,8 +36,11 @@ def main(argv: list[str] | None = None) -> int:
         store: FileDirDict[dict[str, int]] = FileDirDict(base_dir=base / "demo")
         print(f"persidict demo: {store!r}\n")
         keys = [("experiments", f"run{i // 100}", f"result{i}") for i in range(n)]
-        _timed("write (atomic, fsync'ed)", n,
-               lambda: [store.__setitem__(k, {"i": i}) for i, k in enumerate(keys)])
+        def write_all() -> None:
+            for i, k in enumerate(keys):
+                store[k] = {"i": i}
+
+        _timed("write (atomic, fsync'ed)", n, write_all)
         _timed("read", n, lambda: [store[k] for k in keys])
         _timed("membership test", n, lambda: [k in store for k in keys])
         listed = _timed("list all keys", n, lambda: list(store.keys()))

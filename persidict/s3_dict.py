@@ -74,7 +74,7 @@ class S3Dict_FileDirCached(WrapperDict[ValueType]):
         if main.append_only:
             cached = AppendOnlyDictCached(main_dict=main, data_cache=data_cache)
         else:
-            etag_cache = FileDirDict(
+            etag_cache: FileDirDict[str] = FileDirDict(
                 base_dir=data_cache.base_dir,
                 serialization_format=f"{main.serialization_format}_etag",
                 digest_len=digest_len, base_class_for_values=str)
@@ -127,6 +127,7 @@ class S3Dict_FileDirCached(WrapperDict[ValueType]):
         prefix = SafeStrTuple(prefix_key)
         main = self._s3.get_subdict(prefix)
         data_cache = self._data_cache.get_subdict(prefix)
+        assert isinstance(data_cache, FileDirDict)
         sub: S3Dict_FileDirCached[ValueType] = object.__new__(type(self))
         sub._wire(main, data_cache, self._base_dir, self._digest_len)
         return sub

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -133,7 +133,7 @@ def _s3_available() -> bool:
 
 
 @pytest.fixture(params=[pytest.param(k, id=k.name, marks=k.marks) for k in KINDS])
-def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
     """A factory of fresh stores, once per backend kind in the matrix."""
     kind: StoreKind = request.param
     ctx: dict[str, Any] = {"tmp": tmp_path}
@@ -141,7 +141,7 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store
         if need.startswith("s3") and not _s3_available():
             pytest.skip("boto3/moto not installed")
         ctx["s3"] = request.getfixturevalue(need)
-    yield StoreFactory(kind, ctx)
+    return StoreFactory(kind, ctx)
 
 
 with contextlib.suppress(ImportError):
