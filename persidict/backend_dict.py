@@ -111,7 +111,7 @@ class BackendDict(PersiDict[ValueType]):
             return
         if value is DELETE_CURRENT:
             self._check_delete_policy()
-            self._backend.delete(k.strings)
+            self._backend.remove(k.strings)
             return
         payload = self._encode(value)
         if self._append_only:

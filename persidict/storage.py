@@ -91,6 +91,13 @@ class Backend(ABC):
     def delete(self, key: Key, *, if_match: str | None = None) -> bool:
         """Remove the item. False if it was absent or ``if_match`` did not hold."""
 
+    def remove(self, key: Key) -> None:
+        """Make sure the item is absent, without reporting whether it existed.
+
+        Backends where finding out costs an extra request (S3) override this with one request.
+        """
+        self.delete(key)
+
     @abstractmethod
     def scan(self, *, with_stat: bool = False) -> Iterator[tuple[Key, Stat | None]]:
         """Every key under this root, with its Stat only when asked.
