@@ -45,6 +45,7 @@ __all__ = ["Lease", "LeaseRecord", "Leases"]
 HOST: Final = socket.gethostname()
 _FIRST_PAUSE: Final = 0.005
 _GROWTH: Final = 1.5
+_INSERT_ATTEMPTS: Final = 3
 
 
 @dataclass(frozen=True)
@@ -225,15 +226,26 @@ class Leases:
         self.owner = uuid.uuid4().hex
 
     def try_acquire(self, key: tuple[str, ...]) -> Lease | None:
-        """One atomic insert-if-absent of a fresh lease record; the Lease if it was ours."""
+        """One atomic insert-if-absent of a fresh lease record; the Lease if it was ours.
+
+        A store error is retried twice after short pauses (a file store's directory may be
+        pruned by a concurrent deletion at the very moment of the insert), then raised.
+        """
         record = LeaseRecord.fresh(self.owner)
-        result = self.store.setdefault_if(
-            key,
-            default_value=record.to_text(),
-            condition=ANY_ETAG,
-            expected_etag=ITEM_NOT_AVAILABLE,
-            retrieve_value=NEVER_RETRIEVE,
-        )
+        for attempt in range(_INSERT_ATTEMPTS):
+            try:
+                result = self.store.setdefault_if(
+                    key,
+                    default_value=record.to_text(),
+                    condition=ANY_ETAG,
+                    expected_etag=ITEM_NOT_AVAILABLE,
+                    retrieve_value=NEVER_RETRIEVE,
+                )
+                break
+            except Exception:
+                if attempt == _INSERT_ATTEMPTS - 1:
+                    raise
+                time.sleep(_FIRST_PAUSE * (attempt + 1))
         if not result.value_was_mutated:
             return None
         return Lease(self, key, str(result.resulting_etag), record)

@@ -170,7 +170,7 @@ class Memoizer:
             if token is not None:
                 _COMPUTING.reset(token)
             if begun.lease is not None:
-                begun.lease.release()
+                self._let_go(key, begun.lease)
 
     async def call_async(
         self,
@@ -200,7 +200,7 @@ class Memoizer:
             if token is not None:
                 _COMPUTING.reset(token)
             if begun.lease is not None:
-                await asyncio.to_thread(begun.lease.release)
+                await asyncio.to_thread(self._let_go, key, begun.lease)
 
     def _begin(self, key: tuple[str, ...], remembered: Any) -> _Begun:
         """Find the result (memory, store, another process's computation) or a lease to compute."""
@@ -234,6 +234,20 @@ class Memoizer:
                 return _Begun(True, value, None, False)
         self.misses += 1
         return _Begun(False, None, lease, False)
+
+    def _let_go(self, key: tuple[str, ...], lease: Lease) -> None:
+        """Give a lease up once its computation ended.
+
+        After a published result the record is deleted by the housekeeping thread: waiters
+        look for the result before looking at the lease, so nobody waits for the deletion
+        (``forget``/``cache_clear`` flush it first). After a failure the record is deleted
+        at once, so that the next caller can take its turn without delay.
+        """
+        lease.stop()
+        if key in self._memory:
+            background.submit(lease.delete)
+        else:
+            lease.delete()
 
     # ------------------------------------------------------------------------ store access
     def _exists(self, key: tuple[str, ...]) -> bool:
