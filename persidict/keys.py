@@ -7,8 +7,6 @@ path on every common file system and a valid S3 object-key fragment, so it canno
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import string
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from functools import lru_cache
@@ -242,6 +240,9 @@ def check_digest_len(digest_len: object) -> int:
 
 @lru_cache(maxsize=1 << 17)
 def _b32_md5(s: str) -> str:
+    import base64  # imported here: only file-backed stores sign keys
+    import hashlib
+
     return base64.b32encode(hashlib.md5(s.encode("utf-8")).digest()).decode("ascii").lower()
 
 

@@ -6,7 +6,6 @@ pickling all give back that same object, so markers are always tested with ``is`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, NewType, Protocol, TypeVar, Union, runtime_checkable
 
 __all__ = [
@@ -180,16 +179,58 @@ class TransformingFunction(Protocol[_T_contra]):
     def __call__(self, current: _T_contra, /) -> Any: ...
 
 
-@dataclass(frozen=True)
-class OperationResult(Generic[ValueType]):
+class _Result(Generic[ValueType]):
+    """A frozen record: equality, hash, pickling and a dataclass-like repr over ``__slots__``.
+
+    (Hand-written instead of ``@dataclass(frozen=True)``: importing ``dataclasses`` costs more
+    than the rest of ``import persidict``.)
+    """
+
+    __slots__: tuple[str, ...] = ()
+
+    def _astuple(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, n) for n in self.__slots__)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        from dataclasses import FrozenInstanceError
+
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        from dataclasses import FrozenInstanceError
+
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._astuple() == other._astuple()
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, *self._astuple()))
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__)
+        return f"{type(self).__name__}({fields})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), self._astuple())
+
+
+class OperationResult(_Result[ValueType]):
     """What :meth:`PersiDict.transform_item` did: the resulting ETag and value (IA if deleted)."""
 
+    __slots__ = ("resulting_etag", "new_value")  # noqa: RUF023 (field order = positional order)
     resulting_etag: ETagValue | ItemNotAvailableFlag
     new_value: ValueType | ItemNotAvailableFlag
 
+    def __init__(self, resulting_etag: ETagValue | ItemNotAvailableFlag,
+                 new_value: ValueType | ItemNotAvailableFlag) -> None:
+        object.__setattr__(self, "resulting_etag", resulting_etag)
+        object.__setattr__(self, "new_value", new_value)
 
-@dataclass(frozen=True)
-class ConditionalOperationResult(Generic[ValueType]):
+
+class ConditionalOperationResult(_Result[ValueType]):
     """Outcome of a conditional operation.
 
     Attributes:
@@ -200,10 +241,20 @@ class ConditionalOperationResult(Generic[ValueType]):
             or ``ITEM_NOT_AVAILABLE`` when there is none.
     """
 
+    __slots__ = ("condition_was_satisfied", "actual_etag", "resulting_etag", "new_value")  # noqa: RUF023
     condition_was_satisfied: bool
     actual_etag: ETagValue | ItemNotAvailableFlag
     resulting_etag: ETagValue | ItemNotAvailableFlag
     new_value: ValueType | ItemNotAvailableFlag | ValueNotRetrievedFlag
+
+    def __init__(self, condition_was_satisfied: bool,
+                 actual_etag: ETagValue | ItemNotAvailableFlag,
+                 resulting_etag: ETagValue | ItemNotAvailableFlag,
+                 new_value: ValueType | ItemNotAvailableFlag | ValueNotRetrievedFlag) -> None:
+        object.__setattr__(self, "condition_was_satisfied", condition_was_satisfied)
+        object.__setattr__(self, "actual_etag", actual_etag)
+        object.__setattr__(self, "resulting_etag", resulting_etag)
+        object.__setattr__(self, "new_value", new_value)
 
     @property
     def value_was_mutated(self) -> bool:

@@ -12,11 +12,10 @@ Loading ``pkl`` or ``json`` data can execute code: never open a store you do not
 
 from __future__ import annotations
 
-import copy
-import io
-import pickle
+import contextlib
 import sys
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from typing import Any, Final
 
 __all__ = [
@@ -50,14 +49,30 @@ class _JoblibNeeded(Exception):
     """The pickle refers to joblib's numpy wrapper records: only joblib can read the stream."""
 
 
-class _FastUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        if module.startswith("joblib.numpy_pickle"):
-            raise _JoblibNeeded
-        return super().find_class(module, name)
+_fast_unpickler: Any = None
+
+
+def _unpickle(data: bytes) -> Any:
+    """``pickle.loads`` that stops at joblib's numpy wrapper records (raises _JoblibNeeded)."""
+    global _fast_unpickler
+    if _fast_unpickler is None:
+        import pickle
+
+        class FastUnpickler(pickle.Unpickler):
+            def find_class(self, module: str, name: str) -> Any:
+                if module.startswith("joblib.numpy_pickle"):
+                    raise _JoblibNeeded
+                return super().find_class(module, name)
+
+        _fast_unpickler = FastUnpickler
+    import io
+
+    return _fast_unpickler(io.BytesIO(data)).load()
 
 
 def _joblib_load(data: bytes) -> Any:
+    import io
+
     import joblib  # only for files written by persidict 0.309
 
     return joblib.load(io.BytesIO(data))
@@ -69,6 +84,8 @@ class PickleSerializer(Serializer):
     content_type = "application/octet-stream"
 
     def encode(self, value: Any) -> bytes:
+        import pickle
+
         try:
             return pickle.dumps(value, protocol=PICKLE_PROTOCOL)
         except Exception as exc:
@@ -84,7 +101,7 @@ class PickleSerializer(Serializer):
 
             return _joblib_load(lz4.frame.decompress(payload))
         try:
-            return _FastUnpickler(io.BytesIO(payload)).load()
+            return _unpickle(payload)
         except _JoblibNeeded:
             return _joblib_load(payload)
 
@@ -107,6 +124,21 @@ def _register_jsonpickle_handlers(trigger: bool | None = None) -> None:
             continue
         ext.register_handlers()
         _handlers_registered.add(lib)
+
+
+@contextlib.contextmanager
+def _quiet_jsonpickle() -> Iterator[None]:
+    """Silence jsonpickle's "keys will default to True" notice, which its own pandas handlers
+    trigger by calling jsonpickle without a context (our calls pass one and never trigger it)."""
+    if "pandas" not in sys.modules:
+        yield
+        return
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="keys will default to True",
+                                category=DeprecationWarning)
+        yield
 
 
 def _strict_pickler() -> Any:
@@ -141,7 +173,8 @@ class JsonSerializer(Serializer):
 
         _register_jsonpickle_handlers()
         try:
-            text: str = jsonpickle.encode(value, context=_strict_pickler(), indent=4)
+            with _quiet_jsonpickle():
+                text: str = jsonpickle.encode(value, context=_strict_pickler(), indent=4)
         except Exception as exc:
             raise TypeError(
                 f"value of type {type(value).__name__} cannot be encoded as json: {exc}"
@@ -149,16 +182,22 @@ class JsonSerializer(Serializer):
         return text.encode("utf-8")
 
     def decode(self, payload: bytes) -> Any:
-        import jsonpickle
-
-        if b"numpy" in payload or b"pandas" in payload:
-            _register_jsonpickle_handlers(trigger=True)
         text = payload.decode("utf-8")
         if not text.strip():
             raise ValueError("empty file: no json data")
+        if b'"py/' not in payload:
+            # Every jsonpickle tag starts with "py/": without one, this is plain JSON, which
+            # jsonpickle would decode to exactly what json.loads gives, only slower.
+            import json
+
+            return json.loads(text)
+        import jsonpickle
         from jsonpickle.unpickler import Unpickler
 
-        return jsonpickle.decode(text, context=Unpickler(keys=False))
+        if b"numpy" in payload or b"pandas" in payload:
+            _register_jsonpickle_handlers(trigger=True)
+        with _quiet_jsonpickle():
+            return jsonpickle.decode(text, context=Unpickler(keys=False))
 
 
 class TextSerializer(Serializer):
@@ -200,10 +239,14 @@ class CopySerializer(Serializer):
     def encode(self, value: Any) -> Any:
         if type(value) in _ATOMIC_TYPES:
             return value
+        import pickle
+
         try:
             return _Pickled(pickle.dumps(value, protocol=PICKLE_PROTOCOL))
         except Exception:
             pass
+        import copy
+
         try:
             return copy.deepcopy(value)
         except Exception as exc:
@@ -215,7 +258,11 @@ class CopySerializer(Serializer):
         if type(payload) in _ATOMIC_TYPES:
             return payload
         if type(payload) is _Pickled:
+            import pickle
+
             return pickle.loads(payload.data)
+        import copy
+
         return copy.deepcopy(payload)
 
 

@@ -295,16 +295,9 @@ JSON_VALUES: dict[str, Callable[[], Any]] = {
     "nested": lambda: {"arr": np.arange(2), "items": [(1, "a"), {2, 3}]},
 }
 
-# jsonpickle's own pandas handlers call jsonpickle.encode/decode without a context for these,
-# and each such call issues jsonpickle 4.x's "keys will default to True" DeprecationWarning.
+# jsonpickle's own pandas handlers call jsonpickle without a context for these (they used to leak
+# its "keys will default to True" DeprecationWarning); kept as a separate group of cases.
 PANDAS_NESTED = {"series", "index", "categorical", "period", "interval"}
-PANDAS_NESTED_BUG = pytest.mark.xfail(strict=True, reason=(
-    "BUG: for pandas Series/Index/Categorical/Period/Interval, jsonpickle's pandas handlers "
-    "call jsonpickle.encode/decode themselves without a context, so the 'keys will default to "
-    "True' DeprecationWarning still escapes JsonSerializer; under -W error (this project's "
-    "pytest config) the write is a TypeError and the read a BackendError(decode). Fix: also "
-    "ignore that one warning (warnings.catch_warnings + filterwarnings('ignore', 'keys will "
-    "default to True', DeprecationWarning)) around the jsonpickle calls"))
 
 
 def json_names(pandas_nested: bool) -> list[str]:
@@ -314,7 +307,7 @@ def json_names(pandas_nested: bool) -> list[str]:
 @pytest.mark.parametrize(("digest_len", "names"), [
     pytest.param(4, json_names(False), id="4"),
     pytest.param(0, json_names(False), id="0"),
-    pytest.param(4, json_names(True), id="4-pandas-nested", marks=PANDAS_NESTED_BUG),
+    pytest.param(4, json_names(True), id="4-pandas-nested"),
 ])
 def test_hand_written_json_store_opens(tmp_path: Path, digest_len: int,
                                        names: list[str]) -> None:
@@ -387,8 +380,7 @@ def test_our_pkl_files_are_plain_pickles(tmp_path: Path) -> None:
         assert_same(pickle.loads(data), PKL_VALUES[name](), name)
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=PANDAS_NESTED_BUG) if n in PANDAS_NESTED else n for n in JSON_VALUES])
+@pytest.mark.parametrize("name", list(JSON_VALUES))
 def test_our_json_bytes_equal_jsonpickle_indent_4(tmp_path: Path, name: str) -> None:
     value = JSON_VALUES[name]()
     reference = reference_json(value)
