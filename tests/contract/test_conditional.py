@@ -41,6 +41,7 @@ OLD = "an older, longer value of this item"
 V0 = "v0"  # the current value of a present item
 V1 = {"new": [1]}  # the value the operations try to write
 BYSTANDER = ("by", "stander")
+STALE = ("stale",)
 
 CASES = [
     (c, state, exp)
@@ -70,34 +71,41 @@ def existing(retrieve: str, expected: Any, actual: Any, value: Any) -> Any:
 
 
 class Setup:
-    """One store with a bystander item; ``prepare`` puts a key into a state and returns ETags."""
+    """One store with bystander items; ``prepare`` puts a new key into a state."""
 
     def __init__(self, d: PersiDict[Any]) -> None:
         self.d = d
         d[BYSTANDER] = "bystander value"
-        self.by_etag = d.etag(BYSTANDER)
-        self.n = 0
-
-    def prepare(self, state: str, exp: str) -> tuple[tuple[str, ...], Any, Any]:
-        """A new key in ``state``; returns (key, actual ETag, expected ETag to pass)."""
-        self.n += 1
-        key = ("k", str(self.n))
-        d = self.d
         if d.append_only:
-            stale = self.by_etag  # a real ETag, of another item
-            if state == "present":
-                d[key] = V0
+            self.stale = d.etag(BYSTANDER)  # a real ETag, of another item
         else:
-            d[key] = OLD
-            stale = d.etag(key)  # a real ETag this very item used to have
+            d[STALE] = OLD
+            self.stale = d.etag(STALE)  # a real ETag that no item has any more
+            d[STALE] = "rewritten"
+            assert d.etag(STALE) != self.stale
+        self.by_etags = {k: d.etag(k) for k in (BYSTANDER, STALE) if k in d}
+        self.n = 0
+        self.shared: dict[str, tuple[tuple[str, ...], Any]] = {}
+
+    def prepare(self, state: str, exp: str, *, fresh: bool = True
+                ) -> tuple[tuple[str, ...], Any, Any]:
+        """A key in ``state``; returns (key, actual ETag, expected ETag to pass).
+
+        ``fresh=False`` reuses one key per state, for operations that must not mutate.
+        """
+        if fresh or state not in self.shared:
+            self.n += 1
+            key = ("k", str(self.n))
+            actual = IA
             if state == "present":
-                d[key] = V0
-            else:
-                del d[key]
-        actual = d.etag(key) if state == "present" else IA
-        if state == "present":
-            assert actual != stale
-        expected = {"actual": actual, "stale": stale, "IA": IA}[exp]
+                self.d[key] = V0
+                actual = self.d.etag(key)
+                assert actual != self.stale
+            if not fresh:
+                self.shared[state] = (key, actual)
+        else:
+            key, actual = self.shared[state]
+        expected = {"actual": actual, "stale": self.stale, "IA": IA}[exp]
         return key, actual, expected
 
     def check_untouched(self, key: Any, state: str, actual: Any) -> None:
@@ -107,11 +115,12 @@ class Setup:
             assert d.etag(key) == actual
         else:
             assert key not in d
-        self.check_bystander()
 
-    def check_bystander(self) -> None:
+    def check_bystanders(self) -> None:
+        """Call at the end of a table: no case touched another item."""
+        for k, etag in self.by_etags.items():
+            assert self.d.etag(k) == etag
         assert self.d[BYSTANDER] == "bystander value"
-        assert self.d.etag(BYSTANDER) == self.by_etag
 
 
 def check_written(d: PersiDict[Any], key: Any, r: ConditionalOperationResult[Any],
@@ -128,8 +137,11 @@ def check_written(d: PersiDict[Any], key: Any, r: ConditionalOperationResult[Any
 
 
 # ------------------------------------------------------------------------------- mutable stores
-def run_table(cases: list[tuple[str, ...]], check: Callable[..., None]) -> None:
-    """Run ``check(*case)`` for every case; report every failing case, not just the first."""
+def run_table(s: Setup, cases: list[tuple[str, ...]], check: Callable[..., None]) -> None:
+    """Run ``check(*case)`` for every case; report every failing case, not just the first.
+
+    Then check that no case touched the bystander items.
+    """
     failures = []
     for case in cases:
         try:
@@ -137,6 +149,7 @@ def run_table(cases: list[tuple[str, ...]], check: Callable[..., None]) -> None:
         except AssertionError as exc:
             failures.append(f"{'-'.join(case)}: {exc}".replace("\n", " "))
     assert not failures, f"{len(failures)} of {len(cases)} cases failed:\n" + "\n".join(failures)
+    s.check_bystanders()
 
 
 def with_retrieves(cases: list[tuple[str, str, str]]) -> list[tuple[str, ...]]:
@@ -145,11 +158,11 @@ def with_retrieves(cases: list[tuple[str, str, str]]) -> list[tuple[str, ...]]:
 
 def test_get_item_if(make_store: Any) -> None:
     s = Setup(mutable_store(make_store))
-    run_table(with_retrieves(CASES), lambda *case: _check_get_item_if(s, *case))
+    run_table(s, with_retrieves(CASES), lambda *case: _check_get_item_if(s, *case))
 
 
 def _check_get_item_if(s: Setup, c: str, state: str, exp: str, rname: str) -> None:
-    key, actual, expected = s.prepare(state, exp)
+    key, actual, expected = s.prepare(state, exp, fresh=False)
     r = s.d.get_item_if(key, condition=CONDITIONS[c], expected_etag=expected,
                         retrieve_value=RETRIEVES[rname])
     ok = cond_holds(c, expected, actual)
@@ -168,7 +181,7 @@ VALUES = {"value": V1, "KEEP_CURRENT": KEEP_CURRENT, "DELETE_CURRENT": DELETE_CU
 @pytest.mark.parametrize("value_kind", list(VALUES))
 def test_set_item_if(make_store: Any, value_kind: str) -> None:
     s = Setup(mutable_store(make_store))
-    run_table(with_retrieves(CASES), lambda *case: _check_set_item_if(s, value_kind, *case))
+    run_table(s, with_retrieves(CASES), lambda *case: _check_set_item_if(s, value_kind, *case))
 
 
 def _check_set_item_if(s: Setup, value_kind: str, c: str, state: str, exp: str,
@@ -188,20 +201,19 @@ def _check_set_item_if(s: Setup, value_kind: str, c: str, state: str, exp: str,
     elif value is DELETE_CURRENT:
         assert shape(r) == (True, actual, IA, IA)
         assert key not in d
-        s.check_bystander()
     else:
         check_written(d, key, r, actual, V1)
-        s.check_bystander()
 
 
 def test_setdefault_if(make_store: Any) -> None:
     s = Setup(mutable_store(make_store))
-    run_table(with_retrieves(CASES), lambda *case: _check_setdefault_if(s, *case))
+    run_table(s, with_retrieves(CASES), lambda *case: _check_setdefault_if(s, *case))
 
 
 def _check_setdefault_if(s: Setup, c: str, state: str, exp: str, rname: str) -> None:
     d = s.d
-    key, actual, expected = s.prepare(state, exp)
+    # a present item is never overwritten, so all present cases can share one key
+    key, actual, expected = s.prepare(state, exp, fresh=state == "absent")
     r = d.setdefault_if(key, default_value=V1, condition=CONDITIONS[c],
                         expected_etag=expected, retrieve_value=RETRIEVES[rname])
     ok = cond_holds(c, expected, actual)
@@ -211,7 +223,6 @@ def _check_setdefault_if(s: Setup, c: str, state: str, exp: str, rname: str) -> 
         s.check_untouched(key, state, actual)
     elif ok:
         check_written(d, key, r, IA, V1)
-        s.check_bystander()
     else:
         assert shape(r) == (False, IA, IA, IA)
         s.check_untouched(key, state, actual)
@@ -219,7 +230,7 @@ def _check_setdefault_if(s: Setup, c: str, state: str, exp: str, rname: str) -> 
 
 def test_discard_if(make_store: Any) -> None:
     s = Setup(mutable_store(make_store))
-    run_table(CASES, lambda *case: _check_discard_if(s, *case))
+    run_table(s, CASES, lambda *case: _check_discard_if(s, *case))
 
 
 def _check_discard_if(s: Setup, c: str, state: str, exp: str) -> None:
@@ -234,7 +245,6 @@ def _check_discard_if(s: Setup, c: str, state: str, exp: str) -> None:
         assert shape(r) == (True, actual, IA, IA)
         assert r.value_was_mutated is True
         assert key not in d
-        s.check_bystander()
     else:
         assert shape(r) == (False, actual, actual, VNR)
         s.check_untouched(key, state, actual)
@@ -254,8 +264,8 @@ def _refusal(op: Callable[..., Any], *args: Any, **kwargs: Any
 
 def test_append_only_get_item_if_and_setdefault_if(make_store: Any) -> None:
     s = Setup(append_only_store(make_store))
-    run_table(with_retrieves(CASES), lambda *case: _check_get_item_if(s, *case))
-    run_table(with_retrieves(CASES), lambda *case: _check_setdefault_if(s, *case))
+    run_table(s, with_retrieves(CASES), lambda *case: _check_get_item_if(s, *case))
+    run_table(s, with_retrieves(CASES), lambda *case: _check_setdefault_if(s, *case))
 
 
 @pytest.mark.parametrize("value_kind", list(VALUES))
@@ -266,7 +276,7 @@ def test_append_only_set_item_if(make_store: Any, value_kind: str) -> None:
     present item up front, before it evaluates the condition.
     """
     s = Setup(append_only_store(make_store))
-    run_table(with_retrieves(CASES),
+    run_table(s, with_retrieves(CASES),
               lambda *case: _check_append_only_set_item_if(s, value_kind, *case))
 
 
@@ -274,7 +284,8 @@ def _check_append_only_set_item_if(s: Setup, value_kind: str, c: str, state: str
                                    rname: str) -> None:
     d = s.d
     value = VALUES[value_kind]
-    key, actual, expected = s.prepare(state, exp)
+    # present items of an append-only store never change, so all present cases share one key
+    key, actual, expected = s.prepare(state, exp, fresh=state == "absent")
     ok = cond_holds(c, expected, actual)
     r, refused = _refusal(d.set_item_if, key, value=value, condition=CONDITIONS[c],
                           expected_etag=expected, retrieve_value=RETRIEVES[rname])
@@ -287,7 +298,6 @@ def _check_append_only_set_item_if(s: Setup, value_kind: str, c: str, state: str
         assert may_refuse, f"refused: {refused!r}"
     elif ok and state == "absent" and value is V1:
         check_written(d, key, r, IA, V1)
-        s.check_bystander()
         return
     elif state == "absent":
         assert shape(r) == (ok, IA, IA, IA)
@@ -299,7 +309,7 @@ def _check_append_only_set_item_if(s: Setup, value_kind: str, c: str, state: str
 def test_append_only_discard_if(make_store: Any) -> None:
     """A satisfied discard_if of a present item is refused; nothing is ever deleted."""
     s = Setup(append_only_store(make_store))
-    run_table(CASES, lambda *case: _check_append_only_discard_if(s, *case))
+    run_table(s, CASES, lambda *case: _check_append_only_discard_if(s, *case))
 
 
 def _check_append_only_discard_if(s: Setup, c: str, state: str, exp: str) -> None:
