@@ -121,6 +121,13 @@ class BackendDict(PersiDict[ValueType]):
         else:
             self._backend.write(k.strings, payload)
 
+    def _write_tagged(self, key: SafeStrTuple, value: Any) -> ETagIfExists:
+        """One unconditional write (no stat first: the previous ETag is not needed)."""
+        if self._append_only:
+            return super()._write_tagged(key, value)
+        st = self._backend.write(key.strings, self._encode(value))
+        return ITEM_NOT_AVAILABLE if st is None else ETagValue(st.etag)
+
     def __delitem__(self, key: NonEmptyPersiDictKey) -> None:
         k = normalize_key(key)
         self._check_delete_policy()
@@ -149,6 +156,34 @@ class BackendDict(PersiDict[ValueType]):
         for key, payload, st in self._backend.read_many(listed):
             k = make(key)
             yield k, self._decode(k, payload), st.mtime
+
+    # Listings: work on the backend's plain tuples and wrap only what is returned.
+    def keys(self) -> Iterator[SafeStrTuple]:  # type: ignore[override]
+        """A generator of every key (a new traversal on each call)."""
+        make = SafeStrTuple._from_valid
+        return (make(key) for key, _ in self._backend.scan())
+
+    def random_key(self) -> SafeStrTuple | None:
+        """A uniformly random key from one listing, None if empty."""
+        import random
+
+        listed = [key for key, _ in self._backend.scan()]
+        return SafeStrTuple._from_valid(random.choice(listed)) if listed else None
+
+    def _sorted_keys(self, max_n: int | None, newest: bool) -> list[SafeStrTuple]:
+        if max_n is not None and max_n <= 0:
+            return []
+        import heapq
+        from operator import itemgetter
+
+        pairs = self._backend.scan_mtimes()
+        by_time = itemgetter(1)
+        if max_n is None:
+            chosen = sorted(pairs, key=by_time, reverse=newest)
+        else:
+            chosen = (heapq.nlargest if newest else heapq.nsmallest)(max_n, pairs, key=by_time)
+        make = SafeStrTuple._from_valid
+        return [make(key) for key, _ in chosen]
 
     def _stat(self, key: NonEmptyPersiDictKey) -> Stat:
         k = normalize_key(key)

@@ -44,6 +44,7 @@ DEFAULT_PATH_MAX: Final = 4096
 STALE_TEMP_AGE: Final = 600.0  # seconds: a temp file this old has no live writer
 
 _PATH_CACHE_MAX: Final = 65536
+_NAME_CACHE_MAX: Final = 1 << 17
 _MAKEDIRS_ATTEMPTS: Final = 6  # a concurrent delete may prune the directory we just made
 _READ_ATTEMPTS: Final = 5  # re-reads when a foreign writer modifies a file in place
 _O_NOFOLLOW: Final[int] = getattr(os, "O_NOFOLLOW", 0)
@@ -159,6 +160,7 @@ class FileBackend(Backend):
         self._dot_ext = "." + str(extension)
         self._digest_len = digest_len
         self._paths: dict[Key, str] = {}
+        self._item_names: dict[str, str | None] = {}
         self._limits: tuple[int, int] | None = None
         self._real_base: str | None = None
 
@@ -469,16 +471,29 @@ class FileBackend(Backend):
                     if comp is not None:
                         stack.append((entry.path, (*prefix, comp)))
 
+    def _item_name(self, name: str) -> str | None:
+        """The key component stored under file ``name``, None if it is not an item of ours.
+
+        Remembered per name: listings see the same names again and again, and slicing off the
+        extension plus checking the digest costs more than the walk itself.
+        """
+        try:
+            return self._item_names[name]
+        except KeyError:
+            pass
+        comp = None
+        if name.endswith(self._dot_ext) and not name.startswith(TEMP_PREFIX):
+            comp = unsign_component(name[: -len(self._dot_ext)], self._digest_len)
+        if len(self._item_names) >= _NAME_CACHE_MAX:
+            self._item_names.clear()
+        self._item_names[name] = comp
+        return comp
+
     def _items(self, entries: list[os.DirEntry[str]]) -> Iterator[tuple[str, os.DirEntry[str]]]:
         """(unsigned last component, entry) for the entries that are items of this store."""
-        dot_ext = self._dot_ext
-        cut = -len(dot_ext)
-        n = self._digest_len
+        item_name = self._item_name
         for entry in entries:
-            name = entry.name
-            if not name.endswith(dot_ext) or name.startswith(TEMP_PREFIX):
-                continue
-            comp = unsign_component(name[:cut], n)
+            comp = item_name(entry.name)
             if comp is None:
                 continue
             try:
@@ -502,8 +517,28 @@ class FileBackend(Backend):
                     raise self._error("stat", (*prefix, comp), exc) from exc
                 yield (*prefix, comp), _stat_of(st)
 
+    def scan_mtimes(self) -> Iterator[tuple[Key, float]]:
+        for _, prefix, entries in self._dirs():
+            for comp, entry in self._items(entries):
+                try:
+                    mtime = entry.stat(follow_symlinks=False).st_mtime
+                except (FileNotFoundError, NotADirectoryError):
+                    continue  # deleted since the listing
+                except OSError as exc:
+                    raise self._error("stat", (*prefix, comp), exc) from exc
+                yield (*prefix, comp), mtime
+
     def count(self) -> int:
-        return sum(sum(1 for _ in self._items(entries)) for _, _, entries in self._dirs())
+        item_name = self._item_name
+        total = 0
+        for _, _, entries in self._dirs():
+            for entry in entries:
+                if item_name(entry.name) is not None:
+                    try:
+                        total += entry.is_file(follow_symlinks=False)
+                    except OSError:
+                        pass
+        return total
 
     def clear(self) -> None:
         """Remove this format's items and stale temp files, then the emptied subdirectories.

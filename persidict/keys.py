@@ -113,8 +113,8 @@ class SafeStrTuple(Sequence[str], Hashable):
     @classmethod
     def _from_valid(cls, strings: tuple[str, ...]) -> SafeStrTuple:
         """Build without validation: only for strings already known to be safe."""
-        obj = object.__new__(cls)
-        object.__setattr__(obj, "_strings", strings)
+        obj = _new(cls)
+        _set_strings(obj, strings)
         return obj
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -185,6 +185,10 @@ class SafeStrTuple(Sequence[str], Hashable):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), self._strings)
+
+
+_new = object.__new__
+_set_strings = SafeStrTuple.__dict__["_strings"].__set__  # the slot's own setter: no lookup
 
 
 class NonEmptySafeStrTuple(SafeStrTuple):

@@ -105,6 +105,12 @@ class Backend(ABC):
         Items that vanish during the scan are skipped.
         """
 
+    def scan_mtimes(self) -> Iterator[tuple[Key, float]]:
+        """Every key with the time of its last write (backends override when cheaper)."""
+        for key, st in self.scan(with_stat=True):
+            if st is not None:
+                yield key, st.mtime
+
     def count(self) -> int:
         """Number of items (override when the backend can count faster than a scan)."""
         return sum(1 for _ in self.scan())
