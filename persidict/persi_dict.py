@@ -8,9 +8,6 @@ timestamp-ordered views, ``subdicts``, ``random_key``, equality, ``repr`` — bu
 
 from __future__ import annotations
 
-import heapq
-import random
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, MutableMapping
 from itertools import zip_longest
@@ -33,6 +30,7 @@ from .markers import (
     IF_ETAG_CHANGED,
     ITEM_NOT_AVAILABLE,
     KEEP_CURRENT,
+    NEVER_RETRIEVE,
     ConditionalOperationResult,
     ETagConditionFlag,
     ETagIfExists,
@@ -262,6 +260,17 @@ class PersiDict(MutableMapping[SafeStrTuple, ValueType], ABC):
                    expected_etag: ETagIfExists) -> Result:
         """Delete the item only if the condition holds on its actual ETag."""
 
+    def _write_tagged(self, key: SafeStrTuple, value: Any) -> ETagIfExists:
+        """``self[key] = value`` for a regular value, returning the ETag of this very write.
+
+        For caches that record the ETag of what they wrote (``MutableDictCached``). Unlike
+        ``set_item_if`` it does not report the previous ETag, so a store may override it with
+        a single unconditional write (``BackendDict`` does). ``ITEM_NOT_AVAILABLE``: unknown.
+        """
+        r = self.set_item_if(key, value=value, condition=ANY_ETAG,
+                             expected_etag=ITEM_NOT_AVAILABLE, retrieve_value=NEVER_RETRIEVE)
+        return r.resulting_etag
+
     def get_subdict(self, prefix_key: PersiDictKey) -> PersiDict[ValueType]:
         """A store of the same kind over the keys that start with ``prefix_key``."""
         raise NotImplementedError(f"{type(self).__name__} does not support get_subdict()")
@@ -404,6 +413,9 @@ class PersiDict(MutableMapping[SafeStrTuple, ValueType], ABC):
                 raise TypeError("n_retries must be a non-negative int or None") from exc
             if n_retries < 0:
                 raise ValueError("n_retries must be a non-negative int or None")
+        import random
+        import time
+
         retries = 0
         r = self.get_item_if(k, condition=ANY_ETAG, expected_etag=ITEM_NOT_AVAILABLE,
                              retrieve_value=ALWAYS_RETRIEVE)
@@ -438,6 +450,8 @@ class PersiDict(MutableMapping[SafeStrTuple, ValueType], ABC):
         pairs = self.keys_and_timestamps()
         if max_n is None:
             return [k for k, _ in sorted(pairs, key=lambda p: p[1], reverse=newest)]
+        import heapq
+
         pick = heapq.nlargest if newest else heapq.nsmallest
         return [k for k, _ in pick(max_n, pairs, key=lambda p: p[1])]
 
@@ -464,6 +478,8 @@ class PersiDict(MutableMapping[SafeStrTuple, ValueType], ABC):
 
     def random_key(self) -> SafeStrTuple | None:
         """A uniformly random key (reservoir sampling over one listing), None if empty."""
+        import random
+
         chosen: SafeStrTuple | None = None
         for i, key in enumerate(self.keys(), start=1):
             if random.random() * i < 1.0:
