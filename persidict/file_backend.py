@@ -350,7 +350,10 @@ class FileBackend(Backend):
                     tmp = None
                     if attempt == _MAKEDIRS_ATTEMPTS - 1:
                         raise
-                    os.makedirs(dirpath, exist_ok=True)
+                    try:
+                        os.makedirs(dirpath, exist_ok=True)
+                    except FileNotFoundError:
+                        pass  # a concurrent delete pruned a parent we had just made: retry
                 except FileExistsError:  # a random-name collision: try another name
                     tmp = None
             if tmp is None:
