@@ -1,0 +1,518 @@
+"""persistent_cache against joblib.Memory, diskcache's memoize and functools.lru_cache, in one run.
+
+    python tests/benchmarks/bench_memo.py [--quick] [--dir DIR] [--profile CASE]
+
+Cases (every implementation stores in its own fresh directory under ``--dir``; persistent_cache
+uses its default store kind, a FileDirDict at that path):
+
+* **warm hit, f(3, 4)**: the same call again and again; the median, over many repeats, of the mean
+  time per call of a batch. persistent_cache is also measured on a *store hit* (a freshly
+  decorated copy of the function, so the result comes from disk, as in a new process).
+* **hit, 100 MB float64 array argument**: the call's cost is hashing the argument (lru_cache
+  cannot hash an array: n/a). diskcache pickles the whole argument into its SQLite key, so it
+  runs in a child process that is stopped after a time bound; hits that ended in time are
+  reported, else "too slow".
+* **miss overhead, trivial body**: fresh arguments at every call; "returned" is what the caller
+  waits for, "settled" adds persistent_cache's deferred housekeeping (metadata record, lease
+  deletion) flushed at the end of each batch. persistent_cache is also run with ``lease=False``.
+* **cold stampede**: 4 ``spawn`` processes sharing one store are released together by a barrier
+  and call one uncached 1-second function; the body leaves a marker file per run, counted after.
+
+Implementations are interleaved inside every repeat (order reversed every other repeat), so CPU
+drift hits them alike; ratios are medians of the per-repeat ratios of back-to-back runs.
+
+Targets (issue 5): warm hit of f(3, 4) no slower than diskcache's and at least 5x faster than
+joblib's; the 100 MB array hit at most a quarter of joblib's time; stampede body runs = 1.
+
+``--profile warm|array|miss`` prints a cProfile of persistent_cache on that case instead.
+
+Not collected by pytest (pyproject ignores tests/benchmarks). The spawned workers live in
+``memo_bench_workers.py`` next to this file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import functools
+import gc
+import itertools
+import os
+import platform
+import pstats
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+for _path in (str(REPO), str(HERE)):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)  # benchmark a checkout without installing it
+
+import memo_bench_workers as workers  # noqa: E402  (after the sys.path tweak)
+
+PC = "persistent_cache"
+PC_NOLEASE = "persistent_cache lease=False"
+PC_STORE = "persistent_cache (store hit)"
+JOBLIB = "joblib.Memory"
+DISKCACHE = "diskcache"
+LRU = "functools.lru_cache"
+ARRAY_MB = 100
+N_PROCS = 4
+
+
+# ------------------------------------------------------------------------------ timing
+
+@dataclass
+class Case:
+    """One implementation on one workload: ``run`` does ``n_ops`` calls, ``setup`` is untimed."""
+
+    run: Callable[[], Any]
+    n_ops: int
+    setup: Callable[[], Any] | None = None
+    settle: Callable[[], Any] | None = None  # untimed by "returned", timed by "settled"
+
+
+@dataclass
+class Timings:
+    """Per-repeat samples (microseconds per call); medians and paired ratios."""
+
+    samples: dict[str, list[float]]
+    settled: dict[str, list[float]] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> float:
+        return statistics.median(self.samples[name])
+
+    def ratio(self, name: str, base: str) -> float:
+        """Median of the per-repeat ratios name / base."""
+        return statistics.median(
+            a / b for a, b in zip(self.samples[name], self.samples[base], strict=True))
+
+
+def interleaved(cases: dict[str, Case], repeats: int) -> Timings:
+    """Per-call microseconds of every case, the cases interleaved inside every repeat."""
+    samples: dict[str, list[float]] = {name: [] for name in cases}
+    settled: dict[str, list[float]] = {name: [] for name in cases}
+    for r in range(repeats):
+        for name in (list(cases) if r % 2 == 0 else list(reversed(cases))):
+            case = cases[name]
+            if case.setup is not None:
+                case.setup()
+            gc.collect()
+            gc.disable()
+            try:
+                start = time.perf_counter()
+                case.run()
+                returned = time.perf_counter()
+                if case.settle is not None:
+                    case.settle()
+                done = time.perf_counter()
+            finally:
+                gc.enable()
+            samples[name].append((returned - start) / case.n_ops * 1e6)
+            settled[name].append((done - start) / case.n_ops * 1e6)
+    return Timings(samples, settled)
+
+
+def calibrate(call: Callable[[], Any], budget: float, low: int, high: int) -> int:
+    """How many calls fill about ``budget`` seconds (within ``low``..``high``)."""
+    start = time.perf_counter()
+    for _ in range(low):
+        call()
+    per_call = (time.perf_counter() - start) / low
+    return max(low, min(high, int(budget / max(per_call, 1e-9))))
+
+
+def fmt_us(us: float | None) -> str:
+    if us is None:
+        return "n/a"
+    if us >= 1e6:
+        return f"{us / 1e6:.2f} s"
+    if us >= 1e3:
+        return f"{us / 1e3:.2f} ms"
+    if us >= 10:
+        return f"{us:.1f} us"
+    return f"{us:.2f} us"
+
+
+@dataclass
+class Row:
+    case: str
+    impl: str
+    value: str
+    vs_pc: str = ""
+    note: str = ""
+
+
+@dataclass
+class Target:
+    text: str
+    measured: str
+    ok: bool
+
+
+# --------------------------------------------------------------------------- workloads
+
+def add(x: int, y: int) -> int:
+    return x + y
+
+
+def trivial(i: int) -> int:
+    return i
+
+
+def decorate(impl: str, root: Path, func: Callable[..., Any]) -> tuple[Any, str]:
+    """``func`` under ``impl``, storing in a fresh directory of its own; and that directory."""
+    store = tempfile.mkdtemp(prefix=impl.split()[0].replace(".", "_") + "_", dir=root)
+    if impl == LRU:
+        return functools.lru_cache(maxsize=None)(func), store
+    return workers.cached(impl, store, func), store
+
+
+def bench_warm(root: Path, repeats: int, budget: float) -> tuple[list[Row], list[Target]]:
+    from persidict_memo import persistent_cache
+
+    impls = [PC, DISKCACHE, JOBLIB, LRU]
+    made = {impl: decorate(impl, root, add) for impl in impls}
+    fns = {impl: fn for impl, (fn, _) in made.items()}
+    for impl, fn in fns.items():
+        assert fn(3, 4) == 7, impl
+        assert fn(3, 4) == 7, impl
+    assert fns[PC].cache_info().hits == 1
+
+    store_dir = made[PC][1]
+    n_store = max(20, min(500, int(budget / 100e-6)))  # store hits take ~100 us
+    fresh: list[Any] = []
+
+    def fresh_copies() -> None:  # untimed: new wrappers over the same store, store opened
+        fresh.clear()
+        for _ in range(n_store):
+            fn = persistent_cache(store=store_dir)(add)
+            fn.cache_store  # noqa: B018
+            fresh.append(fn)
+
+    def store_hits() -> None:
+        for fn in fresh:
+            fn(3, 4)
+
+    cases: dict[str, Case] = {}
+    for impl, fn in fns.items():
+        n = calibrate(lambda fn=fn: fn(3, 4), budget, 20, 200_000)
+
+        def run(fn: Any = fn, n: int = n) -> None:
+            for _ in range(n):
+                fn(3, 4)
+        cases[impl] = Case(run, n)
+    cases[PC_STORE] = Case(store_hits, n_store, setup=fresh_copies)
+    t = interleaved(cases, repeats)
+    assert all(fn.cache_info().misses == 0 for fn in fresh)
+
+    name = "warm hit, f(3, 4)"
+    rows = [Row(name, impl, fmt_us(t[impl]), f"{t.ratio(impl, PC):.2f}x") for impl in impls]
+    rows.append(Row(name, PC_STORE, fmt_us(t[PC_STORE]), f"{t.ratio(PC_STORE, PC):.2f}x",
+                    "fresh wrapper: result read from the store"))
+    vs_dc = t.ratio(PC, DISKCACHE)
+    vs_jl = t.ratio(JOBLIB, PC)
+    targets = [
+        Target("warm hit f(3, 4): persistent_cache / diskcache <= 1",
+               f"{vs_dc:.2f}x ({fmt_us(t[PC])} vs {fmt_us(t[DISKCACHE])})", vs_dc <= 1),
+        Target("warm hit f(3, 4): joblib / persistent_cache >= 5",
+               f"{vs_jl:.1f}x ({fmt_us(t[JOBLIB])} vs {fmt_us(t[PC])})", vs_jl >= 5),
+    ]
+    return rows, targets
+
+
+def big_array(mb: int) -> Any:
+    import numpy as np
+
+    return np.random.default_rng(0).random(mb * 2**20 // 8)
+
+
+def diskcache_array(root: Path, mb: int, hits: int, bound: float) -> tuple[list[float], float]:
+    """diskcache on the big array in a child process: (hit seconds, miss seconds or nan)."""
+    import multiprocessing as mp
+    import queue
+
+    ctx = mp.get_context("spawn")
+    results = ctx.Queue()
+    store = tempfile.mkdtemp(prefix="diskcache_array_", dir=root)
+    proc = ctx.Process(target=workers.diskcache_array_worker,
+                       args=(store, mb * 2**20 // 8, 0, hits, results), daemon=True)
+    proc.start()
+    deadline = time.monotonic() + bound
+    hit_times: list[float] = []
+    miss = float("nan")
+    while True:
+        try:
+            kind, seconds = results.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            break
+        if kind == "miss":
+            miss = seconds
+        elif kind == "hit":
+            hit_times.append(seconds)
+        else:
+            break
+    if proc.is_alive():
+        proc.terminate()
+    proc.join(10)
+    return hit_times, miss
+
+
+def bench_array(root: Path, repeats: int, mb: int, dc_hits: int,
+                dc_bound: float) -> tuple[list[Row], list[Target]]:
+    from persidict_memo import persistent_cache
+
+    arr = big_array(mb)
+    made = {impl: decorate(impl, root, workers.array_body) for impl in (PC, JOBLIB)}
+    fns = {impl: fn for impl, (fn, _) in made.items()}
+    expected = float(arr[0])
+    for impl, fn in fns.items():
+        assert fn(arr) == expected, impl
+        assert fn(arr) == expected, impl
+    try:
+        functools.lru_cache(workers.array_body)(arr)
+        lru = "hashed?!"
+    except TypeError as exc:
+        lru = f"n/a ({type(exc).__name__}: {exc})"
+    store_dir = made[PC][1]
+    fresh: list[Any] = []
+
+    def fresh_copy() -> None:
+        fresh.clear()
+        fn = persistent_cache(store=store_dir)(workers.array_body)
+        fn.cache_store  # noqa: B018
+        fresh.append(fn)
+
+    cases = {impl: Case(lambda fn=fn: fn(arr), 1) for impl, fn in fns.items()}
+    cases[PC_STORE] = Case(lambda: fresh[0](arr), 1, setup=fresh_copy)
+    t = interleaved(cases, repeats)
+    dc_hit_times, dc_miss = diskcache_array(root, mb, dc_hits, dc_bound)
+
+    name = f"hit, {mb} MB float64 array"
+    rows = [Row(name, PC, fmt_us(t[PC]), "1.00x"),
+            Row(name, PC_STORE, fmt_us(t[PC_STORE]), f"{t.ratio(PC_STORE, PC):.2f}x",
+                "fresh wrapper: hash + store read"),
+            Row(name, JOBLIB, fmt_us(t[JOBLIB]), f"{t.ratio(JOBLIB, PC):.2f}x")]
+    if dc_hit_times:
+        dc = statistics.median(dc_hit_times) * 1e6
+        rows.append(Row(name, DISKCACHE, fmt_us(dc), f"{dc / t[PC]:.0f}x (unpaired)",
+                        f"median of {len(dc_hit_times)} hit(s) in a child; its miss took "
+                        f"{dc_miss:.1f} s"))
+    else:
+        what = (f"miss took {dc_miss:.1f} s, no hit" if dc_miss == dc_miss else "miss")
+        rows.append(Row(name, DISKCACHE, f"too slow (> {dc_bound:.0f} s)", "",
+                        f"{what} within the bound; child stopped"))
+    rows.append(Row(name, LRU, "n/a", "", lru))
+    ratio = t.ratio(PC, JOBLIB)
+    targets = [Target(f"{mb} MB array hit: persistent_cache / joblib <= 0.25",
+                      f"{ratio:.3f} ({fmt_us(t[PC])} vs {fmt_us(t[JOBLIB])})", ratio <= 0.25)]
+    return rows, targets
+
+
+def bench_miss(root: Path, repeats: int, budget: float) -> tuple[list[Row], list[Target]]:
+    from persidict_memo import background
+
+    impls = [PC, PC_NOLEASE, DISKCACHE, JOBLIB, LRU]
+    counter = itertools.count(1_000_000)  # fresh arguments for every call, shared by all
+    cases: dict[str, Case] = {}
+    for impl in impls:
+        fn, _ = decorate(impl, root, trivial)
+
+        def one(fn: Any = fn) -> None:
+            i = next(counter)
+            assert fn(i) == i
+        n = calibrate(one, budget, 5, 100_000)
+        background.flush()
+
+        def run(fn: Any = fn, n: int = n) -> None:
+            for i in itertools.islice(counter, n):
+                fn(i)
+        cases[impl] = Case(run, n, settle=background.flush)
+    t = interleaved(cases, repeats)
+
+    name = "miss, trivial body"
+    rows = []
+    for impl in impls:
+        settled = statistics.median(t.settled[impl])
+        note = f"settled {fmt_us(settled)}" if impl.startswith(PC) else ""
+        rows.append(Row(name, impl, fmt_us(t[impl]), f"{t.ratio(impl, PC):.2f}x", note))
+    return rows, []
+
+
+def stampede_round(root: Path, impl: str, arg: int) -> tuple[int, list[float], list[str]]:
+    """One stampede: (body runs, seconds each caller took, problems)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    tag = impl.split()[0].replace(".", "_")
+    store = tempfile.mkdtemp(prefix=f"stampede_{tag}_", dir=root)
+    markers = tempfile.mkdtemp(prefix=f"markers_{tag}_", dir=root)
+    barrier = ctx.Barrier(N_PROCS)
+    results = ctx.Queue()
+    procs = [ctx.Process(target=workers.stampede_worker,
+                         args=(impl, store, markers, arg, barrier, results), daemon=True)
+             for _ in range(N_PROCS)]
+    for p in procs:
+        p.start()
+    seconds: list[float] = []
+    problems: list[str] = []
+    deadline = time.monotonic() + 120
+    for _ in range(N_PROCS):
+        try:
+            _pid, value, took, error = results.get(
+                timeout=max(0.0, deadline - time.monotonic()))
+        except Exception:
+            problems.append("a caller did not return within 120 s")
+            break
+        seconds.append(took)
+        if error:
+            problems.append(error)
+        elif value != arg * 2:
+            problems.append(f"wrong result {value!r}")
+    for p in procs:
+        p.join(15)
+        if p.is_alive():
+            p.terminate()
+            p.join(5)
+            problems.append(f"worker {p.pid} did not exit")
+    runs = len(os.listdir(markers))
+    return runs, seconds, problems
+
+
+def bench_stampede(root: Path, rounds: int) -> tuple[list[Row], list[Target]]:
+    impls = [PC, PC_NOLEASE, JOBLIB, DISKCACHE]
+    runs: dict[str, list[int]] = {impl: [] for impl in impls}
+    slowest: dict[str, list[float]] = {impl: [] for impl in impls}
+    problems: dict[str, list[str]] = {impl: [] for impl in impls}
+    for r in range(rounds):
+        for impl in (impls if r % 2 == 0 else list(reversed(impls))):
+            n, seconds, trouble = stampede_round(root, impl, 1000 + r)
+            runs[impl].append(n)
+            slowest[impl].append(max(seconds, default=float("nan")))
+            problems[impl] += trouble
+
+    name = f"cold stampede, {N_PROCS} processes, 1 s body"
+    rows = []
+    for impl in impls:
+        note = "slowest caller " + ", ".join(f"{s:.2f} s" for s in slowest[impl])
+        if problems[impl]:
+            note += "; PROBLEMS: " + "; ".join(problems[impl])
+        rows.append(Row(name, impl, "body runs " + ", ".join(map(str, runs[impl])), "", note))
+    ok = all(n == 1 for n in runs[PC]) and not problems[PC]
+    targets = [Target("stampede: persistent_cache body runs = 1 (every round)",
+                      ", ".join(map(str, runs[PC])) + ("" if not problems[PC] else " + problems"),
+                      ok)]
+    return rows, targets
+
+
+# ------------------------------------------------------------------------------ profile
+
+def profile(case: str, root: Path) -> None:
+    from persidict_memo import background
+
+    if case == "warm":
+        fn, _ = decorate(PC, root, add)
+        fn(3, 4)
+
+        def work() -> None:
+            for _ in range(100_000):
+                fn(3, 4)
+    elif case == "array":
+        arr = big_array(ARRAY_MB)
+        fn, _ = decorate(PC, root, workers.array_body)
+        fn(arr)
+
+        def work() -> None:
+            for _ in range(20):
+                fn(arr)
+    elif case == "miss":
+        fn, _ = decorate(PC, root, trivial)
+        fn(-1)
+
+        def work() -> None:
+            for i in range(300):
+                fn(i)
+            background.flush()
+    else:
+        raise SystemExit(f"unknown case {case!r} (warm, array, miss)")
+    prof = cProfile.Profile()
+    prof.runcall(work)
+    stats = pstats.Stats(prof)
+    stats.sort_stats("tottime").print_stats(25)
+    stats.sort_stats("cumulative").print_stats(25)
+
+
+# --------------------------------------------------------------------------------- main
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer repeats (under a minute)")
+    ap.add_argument("--dir", type=Path, default=REPO / ".bench",
+                    help="where the stores live (default: .bench/ in the repo, gitignored)")
+    ap.add_argument("--profile", metavar="CASE",
+                    help="cProfile persistent_cache on a case: warm, array, miss")
+    args = ap.parse_args()
+
+    if args.quick:
+        warm_repeats, warm_budget, array_repeats, dc_hits, dc_bound = 9, 0.01, 3, 1, 15.0
+        miss_repeats, miss_budget, rounds = 3, 0.05, 1
+    else:
+        warm_repeats, warm_budget, array_repeats, dc_hits, dc_bound = 31, 0.02, 7, 3, 40.0
+        miss_repeats, miss_budget, rounds = 7, 0.1, 2
+
+    args.dir.mkdir(parents=True, exist_ok=True)
+    root = Path(tempfile.mkdtemp(prefix="bench_memo_", dir=args.dir))
+    try:
+        if args.profile:
+            profile(args.profile, root)
+            return
+        started = time.time()
+        load_before = os.getloadavg()
+        rows, targets = bench_warm(root, warm_repeats, warm_budget)
+        more, tg = bench_array(root, array_repeats, ARRAY_MB, dc_hits, dc_bound)
+        rows += more
+        targets += tg
+        more, tg = bench_miss(root, miss_repeats, miss_budget)
+        rows += more
+        targets += tg
+        more, tg = bench_stampede(root, rounds)
+        rows += more
+        targets += tg
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+    import diskcache
+    import joblib
+    import numpy as np
+    import xxhash
+
+    print(f"## persidict_memo benchmark ({'quick' if args.quick else 'full'} run)\n")
+    print(f"Python {platform.python_version()} on {platform.platform()}, {os.cpu_count()} CPUs; "
+          f"joblib {joblib.__version__}, diskcache {diskcache.__version__}, numpy "
+          f"{np.__version__}, xxhash {xxhash.VERSION}; stores under {args.dir} "
+          f"({time.time() - started:.0f} s; 1-min load average {load_before[0]:.1f} at start, "
+          f"{os.getloadavg()[0]:.1f} at end). Medians of {warm_repeats} repeats (warm hit), "
+          f"{array_repeats} (array), {miss_repeats} (miss); {rounds} stampede round(s); "
+          f"'x persistent_cache' is the median of per-repeat paired ratios.\n")
+    print("| case | implementation | per call | x persistent_cache | notes |")
+    print("|---|---|---:|---:|---|")
+    for r in rows:
+        print(f"| {r.case} | {r.impl} | {r.value} | {r.vs_pc} | {r.note} |")
+    print("\n| target | measured | verdict |")
+    print("|---|---|:---:|")
+    for tg in targets:
+        print(f"| {tg.text} | {tg.measured} | {'PASS' if tg.ok else 'MISS'} |")
+    misses = [tg.text for tg in targets if not tg.ok]
+    print(f"\n{len(misses)} target(s) missed" + (": " + "; ".join(misses) if misses else ""))
+
+
+if __name__ == "__main__":
+    main()
