@@ -31,7 +31,8 @@ the pair is atomic, so of two racing ``del d[k]`` exactly one succeeds. A DELETE
 request. Callers that do not need the answer (``d[k] = DELETE_CURRENT``) use
 :meth:`S3Backend.remove`: one DELETE, nothing else.
 
-**Errors** are translated in one place, :func:`_translate`: not-found -> None/False,
+**Errors** are translated in one place, :func:`persidict.s3_client.translate` (with the client
+and the capability probe below, in :mod:`persidict.s3_client`): not-found -> None/False,
 precondition failed (412, or 409 ``ConditionalRequestConflict``) -> None/False, 304 ->
 NOT_MODIFIED; everything else (no connection, timeouts, 5xx after botocore's bounded retries,
 403, ``NoSuchBucket``, throttling) -> :class:`~persidict.errors.BackendError` chained from the
@@ -61,85 +62,45 @@ atomicity guarantee, never silently. Credentials that may not write or delete th
 from __future__ import annotations
 
 import hashlib
-import logging
-import threading
 import time
-import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
 from .errors import BackendError
 from .keys import unsign_component
 from .markers import ItemNotAvailableFlag
+from .s3_client import (
+    BOTO3_MISSING_MESSAGE,
+    MAX_ATTEMPTS,
+    NOT_FOUND,
+    NOT_FOUND_CODES,
+    PRECONDITION_FAILED,
+    READ_MANY_WORKERS,
+    UNCHANGED,
+    S3Capabilities,
+    body_errors,
+    botocore_errors,
+    endpoint_capabilities,
+    endpoint_of,
+    make_s3_client,
+    retry_attempts,
+    translate,
+)
+from .s3_client import _capabilities as _capabilities  # the per-endpoint cache (tests use it)
 from .storage import NOT_MODIFIED, Backend, IfMatch, Key, NotModified, Stat
 
 __all__ = [
     "BOTO3_MISSING_MESSAGE",
+    "DELETE_BATCH",
     "S3Backend",
     "S3Capabilities",
     "content_type_for",
     "make_s3_client",
 ]
 
-_log = logging.getLogger(__name__)
-
-BOTO3_MISSING_MESSAGE: Final = 'S3 stores need boto3: pip install "persidict[aws]"'
-
-#: botocore settings for clients persidict creates: bounded retries of transient failures and
-#: bounded waits, so an unreachable endpoint gives BackendError in seconds rather than hanging.
-CONNECT_TIMEOUT: Final = 3.0
-READ_TIMEOUT: Final = 10.0
-MAX_ATTEMPTS: Final = 3  # in total, the first attempt included
-READ_MANY_WORKERS: Final = 8
 DELETE_BATCH: Final = 1000
 MAX_OBJECT_KEY_BYTES: Final = 1024  # S3's limit on object key length
-
-_NOT_FOUND_CODES: Final = frozenset({"NoSuchKey", "404", "NotFound"})
-_PRECONDITION_CODES: Final = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412"})
-_NOT_MODIFIED_CODES: Final = frozenset({"304", "NotModified"})
-
-
-def _import_boto3() -> Any:
-    try:
-        import boto3
-    except ImportError as exc:  # pragma: no cover - exercised only without the aws extra
-        raise ImportError(BOTO3_MISSING_MESSAGE) from exc
-    return boto3
-
-
-_session_lock = threading.Lock()
-_shared_session: Any = None
-
-
-def make_s3_client(
-    *, region: str | None = None, endpoint_url: str | None = None, session: Any = None
-) -> Any:
-    """A boto3 S3 client with persidict's timeouts and retry policy.
-
-    ``endpoint_url=None`` lets boto3 apply its own configuration (including the standard
-    ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_S3`` environment variables). Without a
-    ``session``, clients come from one process-wide boto3 session: building a session loads
-    the service models again (about half a second), a client from a warm session takes
-    milliseconds. Client creation is serialised, as botocore sessions are not thread-safe.
-    """
-    global _shared_session
-    boto3 = _import_boto3()
-    from botocore.config import Config
-
-    config = Config(
-        connect_timeout=CONNECT_TIMEOUT,
-        read_timeout=READ_TIMEOUT,
-        retries={"total_max_attempts": MAX_ATTEMPTS, "mode": "standard"},
-        max_pool_connections=max(10, READ_MANY_WORKERS * 2),
-    )
-    with _session_lock:
-        if session is None:
-            if _shared_session is None:
-                _shared_session = boto3.session.Session()
-            session = _shared_session
-        return session.client("s3", region_name=region, endpoint_url=endpoint_url, config=config)
 
 
 def content_type_for(serialization_format: str) -> str:
@@ -149,113 +110,6 @@ def content_type_for(serialization_format: str) -> str:
     if serialization_format == "pkl":
         return "application/octet-stream"
     return "text/plain"
-
-
-# --------------------------------------------------------------------------------------------
-# The one error table
-# --------------------------------------------------------------------------------------------
-
-_NOT_FOUND: Final = "not-found"
-_PRECONDITION: Final = "precondition-failed"
-_NOT_MODIFIED: Final = "not-modified"
-
-
-def _classify_client_error(exc: Any) -> str | None:
-    """not-found / precondition-failed / not-modified, or None for a real failure."""
-    response = getattr(exc, "response", None) or {}
-    error = response.get("Error") or {}
-    code = str(error.get("Code", ""))
-    status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
-    if code == "NoSuchBucket":
-        return None
-    if code in _NOT_FOUND_CODES or (status == 404 and code in ("", "NoSuchVersion")):
-        return _NOT_FOUND
-    if code in _PRECONDITION_CODES or status == 412:
-        return _PRECONDITION
-    if code in _NOT_MODIFIED_CODES or status == 304:
-        return _NOT_MODIFIED
-    return None
-
-
-def _retry_attempts(exc: BaseException) -> int:
-    """How many times botocore re-sent the request before this answer (0 if unknown)."""
-    response = getattr(exc, "response", None)
-    if not isinstance(response, dict):
-        return 0
-    return int((response.get("ResponseMetadata") or {}).get("RetryAttempts") or 0)
-
-
-def _is_access_denied(exc: BaseException | None) -> bool:
-    response = getattr(exc, "response", None)
-    if not isinstance(response, dict):
-        return False
-    code = str((response.get("Error") or {}).get("Code", ""))
-    status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
-    return code in ("AccessDenied", "403", "Forbidden") or status == 403
-
-
-def _describe_error(exc: BaseException) -> str:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        error = response.get("Error") or {}
-        status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
-        return f"{error.get('Code', '?')} (HTTP {status}): {error.get('Message', exc)}"
-    return f"{type(exc).__name__}: {exc}"
-
-
-def _translate(
-    exc: BaseException, *, operation: str, key: Key | None, where: str, expected: frozenset[str]
-) -> str:
-    """Map a botocore exception to an expected outcome, or raise BackendError from it.
-
-    ``expected`` lists the outcomes the caller turns into return values; anything else —
-    including a not-found where none is expected — is an infrastructure failure.
-    """
-    kind = None
-    if hasattr(exc, "response"):
-        kind = _classify_client_error(exc)
-    if kind is not None and kind in expected:
-        return kind
-    raise BackendError(
-        f"S3 {operation} failed for {where}: {_describe_error(exc)}",
-        backend="s3",
-        operation=operation,
-        key=key,
-    ) from exc
-
-
-# --------------------------------------------------------------------------------------------
-# Capabilities, per endpoint
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class S3Capabilities:
-    """Which preconditions an endpoint enforces (checked once per endpoint URL)."""
-
-    put_if_none_match_star: bool
-    put_if_match: bool
-    delete_if_match: bool
-
-
-_capabilities: dict[str, S3Capabilities] = {}
-_capabilities_lock = threading.Lock()
-
-
-def _endpoint_of(client: Any) -> str:
-    return str(getattr(getattr(client, "meta", None), "endpoint_url", "") or "")
-
-
-def _botocore_errors() -> tuple[type[BaseException], ...]:
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    return (ClientError, BotoCoreError)
-
-
-def _body_errors() -> tuple[type[BaseException], ...]:
-    from botocore.exceptions import IncompleteReadError, ResponseStreamingError
-
-    return (IncompleteReadError, ResponseStreamingError)
 
 
 class S3Backend(Backend):
@@ -282,9 +136,9 @@ class S3Backend(Backend):
         self.extension = serialization_format
         self._suffix = "." + serialization_format
         self.content_type = content_type or content_type_for(serialization_format)
-        self._errors = _botocore_errors()
-        self._body_errors = _body_errors()
-        self._endpoint = _endpoint_of(client)
+        self._errors = botocore_errors()
+        self._body_errors = body_errors()
+        self._endpoint = endpoint_of(client)
 
     # -- structure ------------------------------------------------------------------------
 
@@ -312,7 +166,7 @@ class S3Backend(Backend):
     def _fail(
         self, exc: BaseException, operation: str, key: Key | None, *expected: str
     ) -> str:
-        return _translate(
+        return translate(
             exc, operation=operation, key=key, where=self._where(key), expected=frozenset(expected)
         )
 
@@ -322,7 +176,7 @@ class S3Backend(Backend):
         try:
             resp = self.client.head_object(Bucket=self.bucket, Key=self.object_key(key))
         except self._errors as exc:
-            self._fail(exc, "stat", key, _NOT_FOUND)
+            self._fail(exc, "stat", key, NOT_FOUND)
             return None
         return Stat(resp["ETag"], resp["LastModified"].timestamp())
 
@@ -349,8 +203,8 @@ class S3Backend(Backend):
                     self._fail(exc, "read", key)  # raises BackendError
                 continue
             except self._errors as exc:
-                kind = self._fail(exc, "read", key, _NOT_FOUND, _NOT_MODIFIED)
-                return NOT_MODIFIED if kind == _NOT_MODIFIED else None
+                kind = self._fail(exc, "read", key, NOT_FOUND, UNCHANGED)
+                return NOT_MODIFIED if kind == UNCHANGED else None
             return body, Stat(etag, resp["LastModified"].timestamp())
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -385,9 +239,11 @@ class S3Backend(Backend):
             resp = self.client.put_object(**kwargs)
         except self._errors as exc:
             # If-Match on a missing key is a 404 (NoSuchKey): the precondition did not hold.
-            expected = (_PRECONDITION,) if if_match is None else (_PRECONDITION, _NOT_FOUND)
-            self._fail(exc, "write", key, *expected)
-            if _retry_attempts(exc) > 0:
+            if if_match is None:
+                self._fail(exc, "write", key, PRECONDITION_FAILED)
+            else:
+                self._fail(exc, "write", key, PRECONDITION_FAILED, NOT_FOUND)
+            if retry_attempts(exc) > 0:
                 return self._landed_after_retry(key, payload)
             return None
         return Stat(resp["ETag"], time.time())
@@ -441,9 +297,9 @@ class S3Backend(Backend):
         try:
             self.client.delete_object(**kwargs)
         except self._errors as exc:
-            kind = self._fail(exc, "delete", key, _NOT_FOUND, _PRECONDITION)
+            kind = self._fail(exc, "delete", key, NOT_FOUND, PRECONDITION_FAILED)
             # A 404 that only a retry saw: the first attempt deleted it, its answer was lost.
-            return kind == _NOT_FOUND and if_match is not None and _retry_attempts(exc) > 0
+            return kind == NOT_FOUND and if_match is not None and retry_attempts(exc) > 0
         return True
 
     def _write_check_then_act(self, key: Key, payload: Any, if_match: IfMatch) -> Stat | None:
@@ -513,7 +369,7 @@ class S3Backend(Backend):
         except self._errors as exc:
             self._fail(exc, "clear", None)
             return
-        errors = [e for e in resp.get("Errors", []) if e.get("Code") not in _NOT_FOUND_CODES]
+        errors = [e for e in resp.get("Errors", []) if e.get("Code") not in NOT_FOUND_CODES]
         if errors:
             first = errors[0]
             raise BackendError(
@@ -554,62 +410,4 @@ class S3Backend(Backend):
         caps = _capabilities.get(self._endpoint)
         if caps is not None:
             return caps
-        with _capabilities_lock:
-            caps = _capabilities.get(self._endpoint)
-            if caps is None:
-                try:
-                    caps = self._probe()
-                except BackendError as exc:
-                    if not _is_access_denied(exc.__cause__):
-                        raise  # the endpoint is unreachable: so is the operation; probe later
-                    # Credentials that may not write/delete probe objects (a narrow policy):
-                    # trust the endpoint, as every current S3 implementation enforces them.
-                    _log.warning(
-                        "cannot probe S3 endpoint %s for conditional requests (%s); assuming "
-                        "it enforces If-Match / If-None-Match", self._endpoint or "<default>", exc,
-                    )
-                    caps = S3Capabilities(True, True, True)
-                _capabilities[self._endpoint] = caps
-                if not (caps.put_if_none_match_star and caps.put_if_match and caps.delete_if_match):
-                    _log.warning(
-                        "S3 endpoint %s does not enforce every precondition (%s); persidict "
-                        "falls back to check-then-act for those operations, which is not atomic",
-                        self._endpoint or "<default>",
-                        caps,
-                    )
-        return caps
-
-    def _probe(self) -> S3Capabilities:
-        probe_key = f"{self.root_prefix}__persidict_probe_{uuid.uuid4().hex}__"
-        bucket = self.bucket
-
-        def attempt(call: Callable[[], Any]) -> bool:
-            """True when the endpoint refused the request with a precondition failure."""
-            try:
-                call()
-            except self._errors as exc:
-                kind = _translate(
-                    exc, operation="probe", key=None, where=f"s3://{bucket}/{probe_key}",
-                    expected=frozenset({_PRECONDITION, _NOT_FOUND}),
-                )
-                return kind == _PRECONDITION
-            return False
-
-        client = self.client
-        try:
-            try:
-                client.put_object(Bucket=bucket, Key=probe_key, Body=b"probe")
-            except self._errors as exc:
-                self._fail(exc, "probe", None)
-            star = attempt(lambda: client.put_object(
-                Bucket=bucket, Key=probe_key, Body=b"probe2", IfNoneMatch="*"))
-            match = attempt(lambda: client.put_object(
-                Bucket=bucket, Key=probe_key, Body=b"probe3", IfMatch='"__wrong_etag__"'))
-            delete = attempt(lambda: client.delete_object(
-                Bucket=bucket, Key=probe_key, IfMatch='"__wrong_etag__"'))
-        finally:
-            try:
-                client.delete_object(Bucket=bucket, Key=probe_key)
-            except self._errors:
-                pass  # best effort; a leftover probe object is never listed as an item
-        return S3Capabilities(star, match, delete)
+        return endpoint_capabilities(self.client, self.bucket, self.root_prefix)
