@@ -390,19 +390,20 @@ def stampede_round(root: Path, impl: str, arg: int) -> tuple[int, list[float], l
 def bench_stampede(root: Path, rounds: int) -> tuple[list[Row], list[Target]]:
     impls = [PC, PC_NOLEASE, JOBLIB, DISKCACHE]
     runs: dict[str, list[int]] = {impl: [] for impl in impls}
-    slowest: dict[str, list[float]] = {impl: [] for impl in impls}
+    callers: dict[str, list[list[float]]] = {impl: [] for impl in impls}
     problems: dict[str, list[str]] = {impl: [] for impl in impls}
     for r in range(rounds):
         for impl in (impls if r % 2 == 0 else list(reversed(impls))):
             n, seconds, trouble = stampede_round(root, impl, 1000 + r)
             runs[impl].append(n)
-            slowest[impl].append(max(seconds, default=float("nan")))
+            callers[impl].append(sorted(seconds))
             problems[impl] += trouble
 
     name = f"cold stampede, {N_PROCS} processes, 1 s body"
     rows = []
     for impl in impls:
-        note = "slowest caller " + ", ".join(f"{s:.2f} s" for s in slowest[impl])
+        note = "callers returned after " + "; ".join(
+            "/".join(f"{s:.2f}" for s in times) for times in callers[impl]) + " s"
         if problems[impl]:
             note += "; PROBLEMS: " + "; ".join(problems[impl])
         rows.append(Row(name, impl, "body runs " + ", ".join(map(str, runs[impl])), "", note))
