@@ -8,6 +8,8 @@ never change, and reports every failing case.
 
 from __future__ import annotations
 
+import copy
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -450,6 +452,32 @@ def test_transform_item_conflicting_delete(make_store: Any) -> None:
         d.transform_item("a", transformer=meddling_delete, n_retries=1)
     assert calls == [1, 2]
     assert d["a"] == 3
+
+
+def test_transform_item_is_atomic_under_threads(make_store: Any) -> None:
+    """Concurrent increments never lose an update where conditional writes are atomic."""
+    if not make_store.kind.atomic:
+        pytest.skip("conditional writes of this kind are check-then-act")
+    d = mutable_store(make_store)
+    d["n"] = 0
+    n_threads, n_incs = 3, 4
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            handle = copy.copy(d)
+            for _ in range(n_incs):
+                handle.transform_item("n", transformer=lambda v: v + 1, n_retries=None)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(n_threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    assert d["n"] == n_threads * n_incs
 
 
 # ----------------------------------------------------------------------------- bad arguments
