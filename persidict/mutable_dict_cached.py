@@ -197,12 +197,20 @@ class MutableDictCached(WrapperDict[ValueType]):
         if value is KEEP_CURRENT:
             return
         if value is DELETE_CURRENT:
-            self.discard(k)
+            # The main store's own DELETE_CURRENT: no need to find out whether it existed
+            # (one DELETE on S3, where discard() needs a HEAD first).
+            self._check_delete_policy()
+            try:
+                self._main_dict[k] = DELETE_CURRENT
+            finally:
+                self._forget(k)
             return
-        r = self._main_dict.set_item_if(k, value=value, condition=ANY_ETAG,
-                                        expected_etag=ITEM_NOT_AVAILABLE,
-                                        retrieve_value=NEVER_RETRIEVE)
-        self._sync(k, r)
+        # One write that reports its own ETag (no stat of the previous version first).
+        etag = self._main_dict._write_tagged(k, value)
+        if self._cache_written:
+            self._remember(k, value, etag)
+        else:
+            self._forget(k)  # the main store may read the written value back differently
 
     def __delitem__(self, key: NonEmptyPersiDictKey) -> None:
         k = normalize_key(key)

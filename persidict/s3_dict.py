@@ -65,24 +65,26 @@ class S3Dict_FileDirCached(WrapperDict[ValueType]):
             base_dir=cache_dir, serialization_format=serialization_format,
             append_only=append_only, digest_len=digest_len,
             base_class_for_values=base_class_for_values)
-        self._wire(main, data_cache, base, digest_len)
+        etag_cache: FileDirDict[str] | None = None
+        if not append_only:
+            etag_cache = FileDirDict(
+                base_dir=cache_dir, serialization_format=f"{main.serialization_format}_etag",
+                digest_len=digest_len, base_class_for_values=str)
+        self._wire(main, data_cache, etag_cache, base, digest_len)
 
     def _wire(self, main: BasicS3Dict[ValueType], data_cache: FileDirDict[ValueType],
-              base_dir: str, digest_len: int) -> None:
+              etag_cache: FileDirDict[str] | None, base_dir: str, digest_len: int) -> None:
         """Join the S3 store and its local caches (shared by __init__ and get_subdict)."""
         cached: PersiDict[ValueType]
-        if main.append_only:
+        if etag_cache is None:
             cached = AppendOnlyDictCached(main_dict=main, data_cache=data_cache)
         else:
-            etag_cache: FileDirDict[str] = FileDirDict(
-                base_dir=data_cache.base_dir,
-                serialization_format=f"{main.serialization_format}_etag",
-                digest_len=digest_len, base_class_for_values=str)
             cached = MutableDictCached(main_dict=main, data_cache=data_cache,
                                        etag_cache=etag_cache)
         super().__init__(main_dict=cached, append_only=main.append_only)
         self._s3 = main
         self._data_cache = data_cache
+        self._etag_cache = etag_cache
         self._base_dir = base_dir
         self._digest_len = digest_len
 
@@ -128,8 +130,13 @@ class S3Dict_FileDirCached(WrapperDict[ValueType]):
         main = self._s3.get_subdict(prefix)
         data_cache = self._data_cache.get_subdict(prefix)
         assert isinstance(data_cache, FileDirDict)
+        etag_cache: FileDirDict[str] | None = None
+        if self._etag_cache is not None:  # a sub-store of the cache: no directory is made
+            etag_sub = self._etag_cache.get_subdict(prefix)
+            assert isinstance(etag_sub, FileDirDict)
+            etag_cache = etag_sub
         sub: S3Dict_FileDirCached[ValueType] = object.__new__(type(self))
-        sub._wire(main, data_cache, self._base_dir, self._digest_len)
+        sub._wire(main, data_cache, etag_cache, self._base_dir, self._digest_len)
         return sub
 
 
