@@ -23,11 +23,9 @@ from .markers import (
 )
 from .persi_dict import PersiDict, Result, check_retrieve, unchanged_result, wants_value
 from .wrapper_dict import (
-    ABSENT,
     WrapperDict,
     check_store,
     is_local,
-    read_in_order,
     same_round_trip,
 )
 
@@ -129,21 +127,9 @@ class AppendOnlyDictCached(WrapperDict[ValueType]):
 
     def _iterate(self, with_values: bool, with_timestamps: bool
                  ) -> Iterator[tuple[SafeStrTuple, Any, float | None]]:
-        if not with_values:
-            yield from self._main_dict._iterate(False, with_timestamps)
-            return
-        # Keys (and timestamps) from the main store's listing, values from the cache first.
-        listing = self._main_dict._iterate(False, with_timestamps)
-        for (k, _, ts), value in read_in_order(listing, self._read_or_absent,
-                                               parallel=self._parallel_reads):
-            if value is not ABSENT:
-                yield k, value, ts
-
-    def _read_or_absent(self, entry: tuple[SafeStrTuple, Any, float | None]) -> Any:
-        try:
-            return self[entry[0]]
-        except KeyError:  # vanished since the listing
-            return ABSENT
+        # Keys from the main store's listing; each value by this wrapper's own read.
+        return self._iterate_reading_each(with_values, with_timestamps,
+                                          parallel=self._parallel_reads)
 
     # ------------------------------------------------------------------ conditional operations
     def get_item_if(self, key: NonEmptyPersiDictKey, *, condition: ETagConditionFlag,

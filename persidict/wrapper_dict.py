@@ -147,6 +147,28 @@ class WrapperDict(PersiDict[ValueType]):
                          serialization_format=main_dict.serialization_format)
         self._main_dict = main_dict
 
+    def _iterate_reading_each(self, with_values: bool, with_timestamps: bool, *,
+                              parallel: bool) -> Iterator[tuple[SafeStrTuple, Any, float | None]]:
+        """Keys (and timestamps) from the main store's listing, each value through ``self[k]``.
+
+        For caching wrappers: their own ``__getitem__`` serves unchanged values from the cache
+        and refreshes changed ones. Items deleted since the listing are skipped.
+        """
+        listing = self._main_dict._iterate(False, with_timestamps)
+        if not with_values:
+            yield from listing
+            return
+
+        def read_or_absent(entry: tuple[SafeStrTuple, Any, float | None]) -> Any:
+            try:
+                return self[entry[0]]
+            except KeyError:  # deleted since the listing
+                return ABSENT
+
+        for (k, _, ts), value in read_in_order(listing, read_or_absent, parallel=parallel):
+            if value is not ABSENT:
+                yield k, value, ts
+
     # ------------------------------------------------------------------------ delegated core
     def __getitem__(self, key: NonEmptyPersiDictKey) -> ValueType:
         return self._main_dict[key]
