@@ -68,10 +68,7 @@ class MutableDictCached(WrapperDict[ValueType]):
         super().__init__(main_dict=main_dict, append_only=main_dict.append_only)
         self._data_cache = data_cache
         self._etag_cache = etag_cache
-        self._value_lookup = data_cache.__getitem__
-        # The ETag cache holds the main store's ETag strings.
-        self._etag_lookup: Callable[[SafeStrTuple], ETagValue] = (
-            etag_cache.__getitem__)  # type: ignore[assignment]
+        self._etag_entry: Callable[[SafeStrTuple], str] = etag_cache.__getitem__
         # Written values may go straight into the cache only if reading them back from the
         # cache gives what reading them back from the main store would.
         self._cache_written = same_round_trip(main_dict, data_cache)
@@ -109,18 +106,38 @@ class MutableDictCached(WrapperDict[ValueType]):
         self._etag_cache.discard(key)
         self._data_cache.discard(key)
 
+    # The ETag cache entry of a key is "<main store's ETag>\n<data cache's ETag>": the second
+    # line names the very version of the cached value that the main ETag describes. Processes
+    # (or threads) sharing the caches may interleave their two writes; a reader trusts a cached
+    # value only if the data cache still holds that exact version, so a value can never be
+    # paired with another value's ETag.
     def _remember(self, key: SafeStrTuple, value: Any, etag: Any) -> None:
-        """Cache ``value`` as the main store's value with ETag ``etag``.
-
-        The value goes in before the ETag: a reader that sees the new ETag always finds the new
-        value, and one that still sees the old ETag finds that the main store's ETag differs
-        and re-reads.
-        """
+        """Cache ``value`` as the main store's value with ETag ``etag``."""
         if not isinstance(etag, str):
             self._forget(key)
             return
-        self._data_cache[key] = value
-        self._etag_cache[key] = etag
+        local = self._data_cache._write_tagged(key, value)
+        if not isinstance(local, str):
+            self._forget(key)
+            return
+        self._etag_cache[key] = f"{etag}\n{local}"
+
+    def _cached_etags(self, key: SafeStrTuple) -> tuple[ETagValue, str]:
+        """(main ETag, data cache ETag) recorded for ``key``; KeyError if none (or unreadable)."""
+        main, sep, local = self._etag_entry(key).partition("\n")
+        if not sep or not main or not local:
+            raise KeyError(key)  # e.g. an entry in another layout: ignore it, re-read
+        return ETagValue(main), local
+
+    def _cached_etag(self, key: SafeStrTuple) -> ETagValue:
+        return self._cached_etags(key)[0]
+
+    def _cached_value(self, key: SafeStrTuple, local: str) -> Any:
+        """The cached value, if the data cache still holds the version ``local``; else KeyError."""
+        r = self._data_cache.get_with_etag(key)
+        if r.actual_etag != local or r.new_value is ITEM_NOT_AVAILABLE:
+            raise KeyError(key)
+        return r.new_value
 
     def _sync(self, key: SafeStrTuple, r: Result) -> None:
         """Bring the caches in line with what a result on the main store says."""
@@ -130,7 +147,7 @@ class MutableDictCached(WrapperDict[ValueType]):
         elif value is VALUE_NOT_RETRIEVED or isinstance(value, Joker):
             # No value came back: the cache is still right only if it holds this very ETag.
             try:
-                cached = self._etag_lookup(key)
+                cached = self._cached_etag(key)
             except KeyError:
                 return
             if cached != resulting:
@@ -154,17 +171,15 @@ class MutableDictCached(WrapperDict[ValueType]):
     def __getitem__(self, key: NonEmptyPersiDictKey) -> ValueType:
         k = normalize_key(key)
         try:
-            cached_etag = self._etag_lookup(k)
+            cached_etag, local = self._cached_etags(k)
+            cached_value = self._cached_value(k, local)
         except KeyError:
             return self._full_read(k)
         r = self._main_dict.get_item_if(k, condition=ANY_ETAG, expected_etag=cached_etag,
                                         retrieve_value=IF_ETAG_CHANGED)
         value = r.new_value
         if value is VALUE_NOT_RETRIEVED:  # unchanged: nothing was transferred
-            try:
-                return self._value_lookup(k)
-            except KeyError:
-                return self._full_read(k)
+            return cached_value  # type: ignore[no-any-return]
         if value is ITEM_NOT_AVAILABLE:
             self._forget(k)
             raise KeyError(k)
@@ -227,7 +242,7 @@ class MutableDictCached(WrapperDict[ValueType]):
             self._forget(k)
             raise
         try:
-            cached = self._etag_lookup(k)
+            cached = self._cached_etag(k)
         except KeyError:
             return actual
         if cached != actual:
@@ -243,11 +258,13 @@ class MutableDictCached(WrapperDict[ValueType]):
         k = normalize_key(key)
         check_condition(condition, expected_etag, expected_etag)  # reject bad conditions early
         cached_etag: Any = ITEM_NOT_AVAILABLE
+        cached_value: Any = ITEM_NOT_AVAILABLE
         if retrieve_value is not NEVER_RETRIEVE:
             try:
-                cached_etag = self._etag_lookup(k)
+                cached_etag, local = self._cached_etags(k)
+                cached_value = self._cached_value(k, local)
             except KeyError:
-                pass
+                cached_etag = ITEM_NOT_AVAILABLE
         if cached_etag is ITEM_NOT_AVAILABLE:
             r = self._main_dict.get_item_if(k, condition=condition, expected_etag=expected_etag,
                                             retrieve_value=retrieve_value)
@@ -265,14 +282,7 @@ class MutableDictCached(WrapperDict[ValueType]):
                 self._remember(k, value, actual)
             value = VALUE_NOT_RETRIEVED
         elif value is VALUE_NOT_RETRIEVED:
-            try:
-                value = self._value_lookup(k)
-            except KeyError:
-                r = self._main_dict.get_item_if(k, condition=condition,
-                                                expected_etag=expected_etag,
-                                                retrieve_value=retrieve_value)
-                self._sync(k, r)
-                return r
+            value = cached_value
         else:
             self._remember(k, value, actual)
         return unchanged_result(check_condition(condition, expected_etag, actual), actual, value)

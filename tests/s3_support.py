@@ -91,10 +91,37 @@ def make_client(endpoint_url: str | None = None) -> Any:
     return make_s3_client(region=REGION, endpoint_url=endpoint_url, session=make_session())
 
 
+_MOTO_OBJECT_LOCK = threading.RLock()
+
+
+def make_moto_object_requests_atomic() -> None:
+    """Serialise moto's handling of object requests, as S3 itself behaves.
+
+    moto checks ``If-Match`` / ``If-None-Match`` and then writes, with no lock in between, so two
+    threads of its server (or of the in-process mock) can both pass the same precondition; real
+    S3 decides each conditional request atomically. The concurrency tests test *our* use of
+    conditional requests, so they need a server with S3's semantics. Idempotent.
+    """
+    from moto.s3.responses import S3Response
+
+    if getattr(S3Response, "_persidict_atomic", False):
+        return
+    for name in ("key_response", "bucket_response"):
+        original = getattr(S3Response, name)
+
+        def locked(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
+            with _MOTO_OBJECT_LOCK:
+                return __original(self, *args, **kwargs)
+
+        setattr(S3Response, name, locked)
+    S3Response._persidict_atomic = True  # type: ignore[attr-defined]
+
+
 def start_moto_server(port: int | None = None) -> tuple[Any, str]:
     """Start a ThreadedMotoServer on 127.0.0.1; returns (server, endpoint_url)."""
     from moto.server import ThreadedMotoServer
 
+    make_moto_object_requests_atomic()
     port = port or free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
@@ -163,6 +190,8 @@ class S3Target:
 def s3_mock(aws_env: None) -> Iterator[S3Target]:
     """An empty bucket on moto's in-process mock."""
     from moto import mock_aws
+
+    make_moto_object_requests_atomic()
 
     with mock_aws():
         client = make_client()

@@ -288,7 +288,16 @@ def mc(main_mu: SpyFileDirDict) -> MutableDictCached[Any]:
 
 
 def cached_entry(c: MutableDictCached[Any], key: Any) -> tuple[Any, Any]:
-    return c.data_cache.get(key, ITEM_NOT_AVAILABLE), c.etag_cache.get(key, ITEM_NOT_AVAILABLE)
+    """(cached value, the main store's ETag recorded for it)."""
+    entry = c.etag_cache.get(key, ITEM_NOT_AVAILABLE)
+    main_etag = entry if entry is ITEM_NOT_AVAILABLE else entry.split("\n")[0]
+    return c.data_cache.get(key, ITEM_NOT_AVAILABLE), main_etag
+
+
+def plant(c: MutableDictCached[Any], key: Any, value: Any, main_etag: str) -> None:
+    """Put a cache entry by the side door: the value, and its ETag paired with that version."""
+    c.data_cache[key] = value
+    c.etag_cache[key] = f"{main_etag}\n{c.data_cache.etag(key)}"
 
 
 def test_mutable_cached_constructor_checks() -> None:
@@ -398,10 +407,10 @@ def test_mutable_cached_get_item_if_answers_like_the_main_store(
             mc.data_cache.clear()
             mc.etag_cache.clear()
             if cache_state == "warm":
-                mc.data_cache["k"], mc.etag_cache["k"] = "v", etag
+                plant(mc, "k", "v", etag)
             elif cache_state == "stale":
-                mc.data_cache["k"], mc.etag_cache["k"] = "old", old_etag
-                mc.data_cache["absent"], mc.etag_cache["absent"] = "ghost", old_etag
+                plant(mc, "k", "old", old_etag)
+                plant(mc, "absent", "ghost", old_etag)
             got = mc.get_item_if(key, condition=condition, expected_etag=expected,
                                  retrieve_value=retrieve)
             want = main_mu.get_item_if(key, condition=condition, expected_etag=expected,
@@ -506,10 +515,25 @@ def test_mutable_cached_over_file_caches_like_s3dict(tmp_path: Path) -> None:
     assert c["hello"] == {"x": 1}
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["hello_lvauakv4.pkl", "hello_lvauakv4.pkl_etag"]
-    assert (tmp_path / "hello_lvauakv4.pkl_etag").read_text() == main.etag("hello")
+    etag_file = tmp_path / "hello_lvauakv4.pkl_etag"
+    assert etag_file.read_text() == f"{main.etag('hello')}\n{c.data_cache.etag('hello')}"
     main["hello"] = {"x": 2}
     assert c["hello"] == {"x": 2}
-    assert (tmp_path / "hello_lvauakv4.pkl_etag").read_text() == main.etag("hello")
+    assert etag_file.read_text() == f"{main.etag('hello')}\n{c.data_cache.etag('hello')}"
+
+
+def test_mutable_cached_never_pairs_a_value_with_another_values_etag(
+        mc: MutableDictCached[Any], main_mu: SpyFileDirDict) -> None:
+    """Writers sharing the caches may interleave their value and ETag writes (threads, or
+    processes sharing S3Dict's local cache): a value written late must not be served under the
+    ETag of the value another writer cached."""
+    mc["k"] = "a"
+    main_mu["k"] = "b"
+    assert mc["k"] == "b"  # refreshed: value "b" cached with main's ETag of "b"
+    mc.data_cache["k"] = "a"  # a slower writer's value lands after that ETag entry
+    assert mc["k"] == "b"
+    assert mc.get_with_etag("k").new_value == "b"
+    assert cached_entry(mc, "k") == ("b", main_mu.etag("k"))
 
 
 def test_mutable_cached_subdict_params_clone(
