@@ -161,13 +161,13 @@ class BackendDict(PersiDict[ValueType]):
     def keys(self) -> Iterator[SafeStrTuple]:  # type: ignore[override]
         """A generator of every key (a new traversal on each call)."""
         make = SafeStrTuple._from_valid
-        return (make(key) for key, _ in self._backend.scan())
+        return map(make, self._backend.scan_keys())
 
     def random_key(self) -> SafeStrTuple | None:
         """A uniformly random key from one listing, None if empty."""
         import random
 
-        listed = [key for key, _ in self._backend.scan()]
+        listed = list(self._backend.scan_keys())
         return SafeStrTuple._from_valid(random.choice(listed)) if listed else None
 
     def _sorted_keys(self, max_n: int | None, newest: bool) -> list[SafeStrTuple]:

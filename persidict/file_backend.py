@@ -520,6 +520,16 @@ class FileBackend(Backend):
                     raise self._error("stat", (*prefix, comp), exc) from exc
                 yield (*prefix, comp), _stat_of(st)
 
+    def scan_keys(self) -> Iterator[Key]:
+        # The hottest listing loop (keys(), len-like walks): the name cache is read inline.
+        names, item_name = self._item_names, self._item_name
+        for _, prefix, entries in self._dirs():
+            for entry in entries:
+                name = entry.name
+                comp = names[name] if name in names else item_name(name)
+                if comp is not None and entry.is_file(follow_symlinks=False):
+                    yield (*prefix, comp) if prefix else (comp,)
+
     def scan_mtimes(self) -> Iterator[tuple[Key, float]]:
         for _, prefix, entries in self._dirs():
             for comp, entry in self._items(entries):

@@ -105,6 +105,11 @@ class Backend(ABC):
         Items that vanish during the scan are skipped.
         """
 
+    def scan_keys(self) -> Iterator[Key]:
+        """Every key, nothing else (backends override when a bare listing is cheaper)."""
+        for key, _ in self.scan():
+            yield key
+
     def scan_mtimes(self) -> Iterator[tuple[Key, float]]:
         """Every key with the time of its last write (backends override when cheaper)."""
         for key, st in self.scan(with_stat=True):
