@@ -161,6 +161,9 @@ class FileBackend(Backend):
         self._digest_len = digest_len
         self._paths: dict[Key, str] = {}
         self._item_names: dict[str, str | None] = {}
+        # False only for caches whose damaged entries are read as misses (S3Dict's mutable
+        # cache): no fsync. Atomicity is unchanged (a killed process never leaves a torn value).
+        self.durable = True
         self._limits: tuple[int, int] | None = None
         self._real_base: str | None = None
 
@@ -362,7 +365,8 @@ class FileBackend(Backend):
                 view = memoryview(payload)
                 while view:
                     view = view[os.write(fd, view) :]
-                os.fsync(fd)
+                if self.durable:
+                    os.fsync(fd)
                 st = os.fstat(fd)  # rename and link keep mtime, size and inode
             finally:
                 os.close(fd)

@@ -106,6 +106,7 @@ class FileDirDict(BackendDict[ValueType]):
         sub: FileDirDict[ValueType] = FileDirDict.__new__(FileDirDict)
         sub._setup(path, self.serialization_format, self.append_only, n,
                    self.base_class_for_values, root=self._file_backend.root)
+        sub._file_backend.durable = self._file_backend.durable
         return sub
 
     def remove_stale_temp_files(self, max_age_seconds: float = STALE_TEMP_AGE) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from .errors import BackendError
 from .keys import NonEmptyPersiDictKey, PersiDictKey, SafeStrTuple, normalize_key
 from .markers import (
     ALWAYS_RETRIEVE,
@@ -124,7 +125,11 @@ class MutableDictCached(WrapperDict[ValueType]):
 
     def _cached_etags(self, key: SafeStrTuple) -> tuple[ETagValue, str]:
         """(main ETag, data cache ETag) recorded for ``key``; KeyError if none (or unreadable)."""
-        main, sep, local = self._etag_entry(key).partition("\n")
+        try:
+            entry = self._etag_entry(key)
+        except BackendError as exc:  # a damaged cache entry is a miss: the main store decides
+            raise KeyError(key) from exc
+        main, sep, local = entry.partition("\n")
         if not sep or not main or not local:
             raise KeyError(key)  # e.g. an entry in another layout: ignore it, re-read
         return ETagValue(main), local
@@ -134,7 +139,10 @@ class MutableDictCached(WrapperDict[ValueType]):
 
     def _cached_value(self, key: SafeStrTuple, local: str) -> Any:
         """The cached value, if the data cache still holds the version ``local``; else KeyError."""
-        r = self._data_cache.get_with_etag(key)
+        try:
+            r = self._data_cache.get_with_etag(key)
+        except BackendError as exc:  # a damaged cache entry is a miss
+            raise KeyError(key) from exc
         if r.actual_etag != local or r.new_value is ITEM_NOT_AVAILABLE:
             raise KeyError(key)
         return r.new_value

@@ -70,6 +70,10 @@ class S3Dict_FileDirCached(WrapperDict[ValueType]):
             etag_cache = FileDirDict(
                 base_dir=cache_dir, serialization_format=f"{main.serialization_format}_etag",
                 digest_len=digest_len, base_class_for_values=str)
+            # A mutable cache is validated against S3 on every read and MutableDictCached reads
+            # a damaged entry as a miss, so its writes need no fsync: S3 is the durable copy.
+            data_cache._file_backend.durable = False
+            etag_cache._file_backend.durable = False
         self._wire(main, data_cache, etag_cache, base, digest_len)
 
     def _wire(self, main: BasicS3Dict[ValueType], data_cache: FileDirDict[ValueType],

@@ -611,3 +611,20 @@ def test_values_skip_items_deleted_during_iteration_and_can_stop_early(
     it = mc.values()
     assert next(it) in range(100)
     it.close()  # abandoning the iteration does not hang or leak reads
+
+
+def test_mutable_cached_reads_a_damaged_cache_entry_as_a_miss(tmp_path: Path) -> None:
+    main: LocalDict[Any] = LocalDict()
+    c = MutableDictCached(
+        main_dict=main,
+        data_cache=FileDirDict(base_dir=tmp_path, digest_len=8),
+        etag_cache=FileDirDict(base_dir=tmp_path, digest_len=8,
+                               serialization_format="pkl_etag", base_class_for_values=str))
+    c["hello"] = {"x": 1}
+    value_file = tmp_path / "hello_lvauakv4.pkl"
+    value_file.write_bytes(b"\x00" * 7)  # torn by a power loss, say
+    assert c["hello"] == {"x": 1}
+    (tmp_path / "hello_lvauakv4.pkl_etag").write_bytes(b"\xff\xfe")  # not even UTF-8
+    assert c["hello"] == {"x": 1}
+    assert c.get_with_etag("hello").new_value == {"x": 1}
+    assert value_file.read_bytes() != b"\x00" * 7  # healed

@@ -111,3 +111,23 @@ def test_s3dict_subdict_sends_nothing_and_makes_no_directory(
     d["a", "b", "k"] = 2
     assert s["k"] == 2
     assert calls.of(lambda: s["k"]) == ["GetObject"]
+
+
+def test_mutable_s3dict_cache_writes_skip_fsync_append_only_keep_it(
+        s3_target: S3Target, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """S3 is the durable copy of a mutable S3Dict; its validated cache needs no fsync."""
+    import os
+
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    mutable = s3_target.cached_store(root_prefix="m", base_dir=tmp_path / "m")
+    mutable["k"] = {"v": 1}
+    assert mutable["k"] == {"v": 1}
+    mutable.get_subdict("sub")["k"] = 2  # sub-stores inherit it
+    assert mutable["sub", "k"] == 2
+    assert synced == []
+    frozen = s3_target.cached_store(root_prefix="a", base_dir=tmp_path / "a", append_only=True)
+    frozen["k"] = 1
+    assert frozen["k"] == 1
+    assert synced  # the trusted append-only cache stays durable
