@@ -28,10 +28,17 @@ import errno
 import os
 import stat as stat_mod
 import time
-from collections.abc import Callable, Iterator
-from typing import Any, ClassVar, Final, TypeVar
+from collections.abc import Iterator
+from typing import Any, ClassVar, Final
 
 from .errors import BackendError
+from .file_paths import (
+    WINDOWS,
+    add_long_path_prefix,
+    drop_long_path_prefix,
+    fs_limits,
+    retrying,
+)
 from .keys import sign_component, unsign_component
 from .markers import ITEM_NOT_AVAILABLE
 from .storage import NOT_MODIFIED, Backend, IfMatch, Key, NotModified, Stat
@@ -39,8 +46,6 @@ from .storage import NOT_MODIFIED, Backend, IfMatch, Key, NotModified, Stat
 __all__ = ["TEMP_PREFIX", "FileBackend", "add_long_path_prefix", "drop_long_path_prefix"]
 
 TEMP_PREFIX: Final = ".__tmp__"
-DEFAULT_NAME_MAX: Final = 255
-DEFAULT_PATH_MAX: Final = 4096
 STALE_TEMP_AGE: Final = 600.0  # seconds: a temp file this old has no live writer
 
 _PATH_CACHE_MAX: Final = 65536
@@ -59,77 +64,10 @@ _NO_LINK_ERRNOS: Final = frozenset(
 )
 
 
-_WINDOWS = os.name == "nt"
-_SHARING_RETRIES: Final = 8  # about 1.3 s of backoff in all
-_T = TypeVar("_T")
-
-
-def _retrying(fn: Callable[..., _T], *args: Any) -> _T:
-    """Call ``fn(*args)``; on Windows retry PermissionError a few times with a short backoff.
-
-    There, opening, renaming over or deleting a file that another process (a reader, a virus
-    scanner, an indexer) holds open fails with a sharing violation that clears up by itself.
-    On POSIX a PermissionError is a real permission problem and surfaces at once.
-    """
-    if not _WINDOWS:
-        return fn(*args)
-    delay = 0.005
-    for _ in range(_SHARING_RETRIES):
-        try:
-            return fn(*args)
-        except PermissionError:
-            time.sleep(delay)
-            delay *= 2
-    return fn(*args)
-
-
-_LONG = "\\\\?\\"
-_LONG_UNC = "\\\\?\\UNC\\"
-
-
-def add_long_path_prefix(path: str) -> str:
-    r"""Windows: ``C:\x`` -> ``\\?\C:\x`` and ``\\srv\share`` -> ``\\?\UNC\srv\share``.
-
-    The prefix lifts the 260-character MAX_PATH limit of the Win32 file API.
-    """
-    if path.startswith(_LONG):
-        return path
-    if path.startswith("\\\\"):
-        return _LONG_UNC + path[2:]
-    return _LONG + path
-
-
-def drop_long_path_prefix(path: str) -> str:
-    """The inverse of :func:`add_long_path_prefix`."""
-    if path.startswith(_LONG_UNC):
-        return "\\\\" + path[len(_LONG_UNC) :]
-    if path.startswith(_LONG):
-        return path[len(_LONG) :]
-    return path
 
 
 def _stat_of(st: os.stat_result) -> Stat:
     return Stat(f"{st.st_mtime_ns}:{st.st_size}:{st.st_ino}", st.st_mtime)
-
-
-def _fs_limits(path: str) -> tuple[int, int]:
-    """NAME_MAX and PATH_MAX (bytes) of the file system holding ``path`` or its nearest ancestor."""
-    if _WINDOWS:  # no pathconf; paths carry the long-path prefix
-        return DEFAULT_NAME_MAX, 32767
-    probe = path
-    while True:
-        try:
-            return (
-                int(os.pathconf(probe, "PC_NAME_MAX")),
-                int(os.pathconf(probe, "PC_PATH_MAX")),
-            )
-        except (AttributeError, ValueError):  # no pathconf (Windows) or unknown name
-            return DEFAULT_NAME_MAX, DEFAULT_PATH_MAX
-        except OSError:
-            parent = os.path.dirname(probe)
-            if parent == probe:
-                return DEFAULT_NAME_MAX, DEFAULT_PATH_MAX
-            probe = parent
 
 
 class FileBackend(Backend):
@@ -152,7 +90,7 @@ class FileBackend(Backend):
         self._given_base = drop_long_path_prefix(base_dir)
         if root is None:
             root = base_dir
-        if _WINDOWS:
+        if WINDOWS:
             base_dir, root = add_long_path_prefix(base_dir), add_long_path_prefix(root)
         self._base = base_dir  # the path handed to the OS
         self._root = root
@@ -199,7 +137,7 @@ class FileBackend(Backend):
 
     def _build_path(self, key: Key) -> str:
         if self._limits is None:
-            self._limits = _fs_limits(self._base)
+            self._limits = fs_limits(self._base)
         name_max, path_max = self._limits
         n = self._digest_len
         sep = os.sep
@@ -302,7 +240,7 @@ class FileBackend(Backend):
             return None
         try:
             for _ in range(_READ_ATTEMPTS):
-                fd = _retrying(os.open, path, _READ_FLAGS) if _WINDOWS else os.open(
+                fd = retrying(os.open, path, _READ_FLAGS) if WINDOWS else os.open(
                     path, _READ_FLAGS)
                 try:
                     st = os.fstat(fd)
@@ -373,7 +311,7 @@ class FileBackend(Backend):
             # The directory is not fsync'ed: a crash may lose the rename but never leaves a
             # partial file under the final name (and one fsync per write is the budget).
             if if_match is None:
-                _retrying(os.replace, tmp, path)
+                retrying(os.replace, tmp, path)
                 tmp = None
             elif if_match is ITEM_NOT_AVAILABLE:
                 if not self._link_if_absent(tmp, path):
@@ -382,7 +320,7 @@ class FileBackend(Backend):
                 current = self.stat(key)
                 if current is None or current.etag != if_match:
                     return None
-                _retrying(os.replace, tmp, path)
+                retrying(os.replace, tmp, path)
                 tmp = None
             return _stat_of(st)
         except OSError as exc:
@@ -411,7 +349,7 @@ class FileBackend(Backend):
         # No hard links on this file system: check-then-act.
         if os.path.lexists(path):
             return False
-        _retrying(os.replace, tmp, path)
+        retrying(os.replace, tmp, path)
         return True
 
     def delete(self, key: Key, *, if_match: str | None = None) -> bool:
@@ -426,7 +364,7 @@ class FileBackend(Backend):
         dirpath = os.path.dirname(path)
         self._check_inside(dirpath)
         try:
-            _retrying(os.remove, path)
+            retrying(os.remove, path)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return False
         except OSError as exc:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from persidict import file_backend
+from persidict import file_backend, file_paths
 from persidict.errors import BackendError
 from persidict.file_backend import TEMP_PREFIX, FileBackend
 from persidict.file_dir_dict import FileDirDict
@@ -598,10 +598,16 @@ def flaky(real: Any, failures: int) -> Any:
     return call
 
 
+def on_windows(monkeypatch: pytest.MonkeyPatch, windows: bool) -> None:
+    """Pretend to run on Windows (or not) for the backend and its path helpers."""
+    monkeypatch.setattr(file_backend, "WINDOWS", windows)
+    monkeypatch.setattr(file_paths, "WINDOWS", windows)
+
+
 def test_sharing_violations_are_retried_on_windows(b: FileBackend, store: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     sleeps: list[float] = []
-    monkeypatch.setattr(file_backend, "_WINDOWS", True)
+    on_windows(monkeypatch, True)
     monkeypatch.setattr(file_backend.time, "sleep", sleeps.append)
     monkeypatch.setattr(file_backend.os, "replace", flaky(os.replace, 2))
     assert b.write(("k",), b"v") is not None
@@ -621,7 +627,7 @@ def test_sharing_violations_are_retried_on_windows(b: FileBackend, store: Path,
 def test_permission_errors_are_not_retried_on_posix(b: FileBackend,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     sleeps: list[float] = []
-    monkeypatch.setattr(file_backend, "_WINDOWS", False)
+    on_windows(monkeypatch, False)
     monkeypatch.setattr(file_backend.time, "sleep", sleeps.append)
     monkeypatch.setattr(file_backend.os, "replace", flaky(os.replace, 1))
     with pytest.raises(BackendError):
@@ -639,7 +645,7 @@ def test_windows_long_path_prefix(plain: str, prefixed: str,
     assert file_backend.add_long_path_prefix(prefixed) == prefixed
     assert file_backend.drop_long_path_prefix(prefixed) == plain
     assert file_backend.drop_long_path_prefix(plain) == plain
-    monkeypatch.setattr(file_backend, "_WINDOWS", True)
+    on_windows(monkeypatch, True)
     b = FileBackend(prefixed, "pkl", 4)
     assert b.base_dir == b.root == plain
     assert b.os_base_dir == prefixed
