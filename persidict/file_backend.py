@@ -384,6 +384,21 @@ class FileBackend(Backend):
 
     # ---------------------------------------------------------------- scans
 
+    def _list_dir(self, dirpath: str) -> list[os.DirEntry[str]]:
+        """The entries of one directory of the walk ([] if it vanished); BackendError on
+        other OS errors, and for a base_dir that is not a directory."""
+        try:
+            with os.scandir(dirpath) as it:
+                return list(it)
+        except FileNotFoundError:
+            return []
+        except NotADirectoryError as exc:
+            if dirpath == self._base:
+                raise self._error("list", None, exc) from exc
+            return []
+        except OSError as exc:
+            raise self._error("list", None, exc) from exc
+
     def _dirs(self) -> Iterator[tuple[str, Key, list[os.DirEntry[str]]]]:
         """Depth-first walk of base_dir: (path, key prefix, entries) for every store directory.
 
@@ -394,17 +409,7 @@ class FileBackend(Backend):
         stack: list[tuple[str, Key]] = [(self._base, ())]
         while stack:
             dirpath, prefix = stack.pop()
-            try:
-                with os.scandir(dirpath) as it:
-                    entries = list(it)
-            except FileNotFoundError:
-                continue
-            except NotADirectoryError as exc:
-                if dirpath == self._base:
-                    raise self._error("list", None, exc) from exc
-                continue
-            except OSError as exc:
-                raise self._error("list", None, exc) from exc
+            entries = self._list_dir(dirpath)
             yield dirpath, prefix, entries
             for entry in reversed(entries):
                 try:
@@ -463,14 +468,24 @@ class FileBackend(Backend):
                 yield (*prefix, comp), _stat_of(st)
 
     def scan_keys(self) -> Iterator[Key]:
-        # The hottest listing loop (keys(), len-like walks): the name cache is read inline.
-        names, item_name = self._item_names, self._item_name
-        for _, prefix, entries in self._dirs():
+        # The hottest listing (keys(), random_key()): one pass over each directory, each entry
+        # looked at once, the item-name cache read inline.
+        names, item_name, n = self._item_names, self._item_name, self._digest_len
+        stack: list[tuple[str, Key]] = [(self._base, ())]
+        while stack:
+            dirpath, prefix = stack.pop()
+            entries = self._list_dir(dirpath)
+            subdirs = []
             for entry in entries:
                 name = entry.name
                 comp = names[name] if name in names else item_name(name)
                 if comp is not None and entry.is_file(follow_symlinks=False):
                     yield (*prefix, comp) if prefix else (comp,)
+                elif entry.is_dir(follow_symlinks=False):
+                    sub = unsign_component(name, n)
+                    if sub is not None:
+                        subdirs.append((entry.path, (*prefix, sub)))
+            stack.extend(reversed(subdirs))
 
     def scan_mtimes(self) -> Iterator[tuple[Key, float]]:
         for _, prefix, entries in self._dirs():

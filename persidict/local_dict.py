@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 from .backend_dict import BackendDict
 from .keys import NonEmptyPersiDictKey, SafeStrTuple, normalize_key
 from .markers import ITEM_NOT_AVAILABLE, ValueType
-from .serialization import CopySerializer
+from .serialization import CopySerializer, Pickled
 from .storage import NOT_MODIFIED, Backend, IfMatch, Key, NotModified, Stat
 
 __all__ = ["LocalDict", "MemoryStorage"]
@@ -193,5 +193,8 @@ class LocalDict(BackendDict[ValueType]):
         entry = self._items.get(self._prefix + k.strings if self._prefix else k.strings)
         if entry is None:
             raise KeyError(k)
-        return self._decode(k, entry.payload)  # type: ignore[no-any-return]
+        payload = entry.payload
+        if type(payload) is Pickled and self.base_class_for_values is None:
+            return payload.loads(payload.data)  # type: ignore[no-any-return]
+        return self._decode(k, payload)  # type: ignore[no-any-return]
 

@@ -15,13 +15,14 @@ from __future__ import annotations
 import contextlib
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Final
 
 __all__ = [
     "CopySerializer",
     "JsonSerializer",
     "PickleSerializer",
+    "Pickled",
     "Serializer",
     "TextSerializer",
     "serializer_for",
@@ -220,13 +221,14 @@ class TextSerializer(Serializer):
 _ATOMIC_TYPES: Final = frozenset({int, float, bool, str, bytes, complex, type(None)})
 
 
-class _Pickled:
+class Pickled:
     """A value kept as pickle bytes: unpickling is several times faster than ``deepcopy``."""
 
-    __slots__ = ("data",)
+    __slots__ = ("data", "loads")
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, loads: Callable[[bytes], Any]) -> None:
         self.data = data
+        self.loads = loads  # pickle.loads, kept at hand: no import on the hot read path
 
 
 class CopySerializer(Serializer):
@@ -242,7 +244,7 @@ class CopySerializer(Serializer):
         import pickle
 
         try:
-            return _Pickled(pickle.dumps(value, protocol=PICKLE_PROTOCOL))
+            return Pickled(pickle.dumps(value, protocol=PICKLE_PROTOCOL), pickle.loads)
         except Exception:
             pass
         import copy
@@ -257,10 +259,8 @@ class CopySerializer(Serializer):
     def decode(self, payload: Any) -> Any:
         if type(payload) in _ATOMIC_TYPES:
             return payload
-        if type(payload) is _Pickled:
-            import pickle
-
-            return pickle.loads(payload.data)
+        if type(payload) is Pickled:
+            return payload.loads(payload.data)
         import copy
 
         return copy.deepcopy(payload)
