@@ -467,25 +467,28 @@ class FileBackend(Backend):
                     raise self._error("stat", (*prefix, comp), exc) from exc
                 yield (*prefix, comp), _stat_of(st)
 
-    def scan_keys(self) -> Iterator[Key]:
-        # The hottest listing (keys(), random_key()): one pass over each directory, each entry
-        # looked at once, the item-name cache read inline.
+    def _walk_items(self) -> Iterator[tuple[Key, str]]:
+        """(key prefix, last component) of every item: one pass over each directory, each
+        entry looked at once, the item-name cache read inline (the hottest listing loop)."""
         names, item_name, n = self._item_names, self._item_name, self._digest_len
         stack: list[tuple[str, Key]] = [(self._base, ())]
         while stack:
             dirpath, prefix = stack.pop()
-            entries = self._list_dir(dirpath)
             subdirs = []
-            for entry in entries:
+            for entry in self._list_dir(dirpath):
                 name = entry.name
                 comp = names[name] if name in names else item_name(name)
                 if comp is not None and entry.is_file(follow_symlinks=False):
-                    yield (*prefix, comp) if prefix else (comp,)
+                    yield prefix, comp
                 elif entry.is_dir(follow_symlinks=False):
                     sub = unsign_component(name, n)
                     if sub is not None:
                         subdirs.append((entry.path, (*prefix, sub)))
             stack.extend(reversed(subdirs))
+
+    def scan_keys(self) -> Iterator[Key]:
+        for prefix, comp in self._walk_items():
+            yield (*prefix, comp) if prefix else (comp,)
 
     def scan_mtimes(self) -> Iterator[tuple[Key, float]]:
         for _, prefix, entries in self._dirs():
@@ -499,16 +502,7 @@ class FileBackend(Backend):
                 yield (*prefix, comp), mtime
 
     def count(self) -> int:
-        item_name = self._item_name
-        total = 0
-        for _, _, entries in self._dirs():
-            for entry in entries:
-                if item_name(entry.name) is not None:
-                    try:
-                        total += entry.is_file(follow_symlinks=False)
-                    except OSError:
-                        pass
-        return total
+        return sum(1 for _ in self._walk_items())
 
     def clear(self) -> None:
         """Remove this format's items and stale temp files, then the emptied subdirectories.
