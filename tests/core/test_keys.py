@@ -15,18 +15,7 @@ from persidict.keys import (
     sign_component,
     unsign_component,
 )
-
-SIGNED = {  # SPEC 2.5 vectors: component -> (n=1, n=4, n=8, n=11)
-    "a": ("a_b", "a_btax", "a_btaxlooa", "a_btaxlooa6g3"),
-    "hello": ("hello_l", "hello_lvau", "hello_lvauakv4", "hello_lvauakv4jmv"),
-    "Hello": ("Hello_r", "Hello_rmnj", "Hello_rmnjsu6e", "Hello_rmnjsu6emej"),
-    "HELLO": ("HELLO_5", "HELLO_5nq6", "HELLO_5nq65lmq", "HELLO_5nq65lmq4o4"),
-    "k": ("k_r", "k_rtsl", "k_rtslc2zc", "k_rtslc2zcwwe"),
-    "abc": ("abc_s", "abc_saav", "abc_saavbgb4", "abc_saavbgb42jh"),
-    "x.y": ("x.y_w", "x.y_wlkm", "x.y_wlkm2kcy", "x.y_wlkm2kcy747"),
-    "(x)=~-": ("(x)=~-_c", "(x)=~-_cibw", "(x)=~-_cibweov6", "(x)=~-_cibweov64na"),
-    "0": ("0_z", "0_z7gs", "0_z7gsbbev", "0_z7gsbbev2vs"),
-}
+from tests.spec_vectors import OTHER_SEEN, SIGNED
 
 
 @pytest.mark.parametrize("component", sorted(SIGNED))
@@ -39,12 +28,8 @@ def test_sign_vectors_round_trip(component: str, n: int, col: int) -> None:
 
 def test_sign_zero_and_other_seen_names() -> None:
     assert sign_component("A", 0) == "A"
-    seen4 = {"B": "B_tvpn", "c.d": "c.d_4cj6", "y": "y_ifjj", "x": "x_txko", "p": "p_qody",
-             "q": "q_o2kp", "k1": "k1_wy33", "k2": "k2_mfra", "k3": "k3_66vu"}
-    for raw, signed in seen4.items():
-        assert sign_component(raw, 4) == signed
-    assert sign_component("b", 8) == "b_slvv77xg"
-    assert sign_component("x", 8) == "x_txkoiyjg"
+    for raw, n, signed in OTHER_SEEN:
+        assert sign_component(raw, n) == signed
 
 
 def test_always_sign_no_aliasing() -> None:
