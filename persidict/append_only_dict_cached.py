@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from .errors import MutationPolicyError
@@ -22,17 +21,12 @@ from .markers import (
     ValueType,
 )
 from .persi_dict import PersiDict, Result, check_retrieve, unchanged_result, wants_value
-from .wrapper_dict import (
-    WrapperDict,
-    check_store,
-    is_local,
-    same_round_trip,
-)
+from .wrapper_dict import CachedWrapperDict, check_store
 
 __all__ = ["AppendOnlyDictCached"]
 
 
-class AppendOnlyDictCached(WrapperDict[ValueType]):
+class AppendOnlyDictCached(CachedWrapperDict[ValueType]):
     """An append-only store (``main_dict``) with a local cache of its values (``data_cache``).
 
     In an append-only store a key's value never changes once written, so a cached value is
@@ -54,23 +48,8 @@ class AppendOnlyDictCached(WrapperDict[ValueType]):
             raise ValueError("append_only must be set to True")
         if main_dict.base_class_for_values != data_cache.base_class_for_values:
             raise ValueError("main_dict and data_cache must have the same base_class_for_values")
-        super().__init__(main_dict=main_dict, append_only=True)
-        self._data_cache = data_cache
+        super().__init__(main_dict=main_dict, data_cache=data_cache, append_only=True)
         self._cache_lookup = data_cache.__getitem__
-        # Written values may go straight into the cache only if reading them back from the
-        # cache gives what reading them back from the main store would.
-        self._cache_written = same_round_trip(main_dict, data_cache)
-        self._parallel_reads = not is_local(main_dict)
-
-    @property
-    def main_dict(self) -> PersiDict[ValueType]:
-        """The store of record."""
-        return self._main_dict
-
-    @property
-    def data_cache(self) -> PersiDict[ValueType]:
-        """The local cache of values."""
-        return self._data_cache
 
     def get_params(self) -> dict[str, Any]:
         """``{data_cache, main_dict}``: the constructor arguments."""
@@ -124,12 +103,6 @@ class AppendOnlyDictCached(WrapperDict[ValueType]):
         if not r.value_was_mutated:
             raise MutationPolicyError(
                 "append-only", f"key {tuple(k)!r} already exists and cannot be overwritten")
-
-    def _iterate(self, with_values: bool, with_timestamps: bool
-                 ) -> Iterator[tuple[SafeStrTuple, Any, float | None]]:
-        # Keys from the main store's listing; each value by this wrapper's own read.
-        return self._iterate_reading_each(with_values, with_timestamps,
-                                          parallel=self._parallel_reads)
 
     # ------------------------------------------------------------------ conditional operations
     def get_item_if(self, key: NonEmptyPersiDictKey, *, condition: ETagConditionFlag,

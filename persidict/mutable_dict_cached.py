@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from .errors import BackendError
@@ -32,17 +32,12 @@ from .persi_dict import (
     unchanged_result,
     wants_value,
 )
-from .wrapper_dict import (
-    WrapperDict,
-    check_store,
-    is_local,
-    same_round_trip,
-)
+from .wrapper_dict import CachedWrapperDict, check_store
 
 __all__ = ["MutableDictCached"]
 
 
-class MutableDictCached(WrapperDict[ValueType]):
+class MutableDictCached(CachedWrapperDict[ValueType]):
     """A mutable store (``main_dict``) with a local cache of values validated by ETag.
 
     The cache keeps, per key, the value (``data_cache``) and the main store's ETag of that value
@@ -66,24 +61,10 @@ class MutableDictCached(WrapperDict[ValueType]):
             check_store(store, name)
             if store.append_only:
                 raise ValueError(f"{name} can't be append-only.")
-        super().__init__(main_dict=main_dict, append_only=main_dict.append_only)
-        self._data_cache = data_cache
+        super().__init__(main_dict=main_dict, data_cache=data_cache,
+                         append_only=main_dict.append_only)
         self._etag_cache = etag_cache
         self._etag_entry: Callable[[SafeStrTuple], str] = etag_cache.__getitem__
-        # Written values may go straight into the cache only if reading them back from the
-        # cache gives what reading them back from the main store would.
-        self._cache_written = same_round_trip(main_dict, data_cache)
-        self._parallel_reads = not is_local(main_dict)
-
-    @property
-    def main_dict(self) -> PersiDict[ValueType]:
-        """The store of record."""
-        return self._main_dict
-
-    @property
-    def data_cache(self) -> PersiDict[ValueType]:
-        """The local cache of values."""
-        return self._data_cache
 
     @property
     def etag_cache(self) -> PersiDict[str]:
@@ -193,12 +174,6 @@ class MutableDictCached(WrapperDict[ValueType]):
             raise KeyError(k)
         self._remember(k, value, r.actual_etag)
         return value  # type: ignore[return-value]
-
-    def _iterate(self, with_values: bool, with_timestamps: bool
-                 ) -> Iterator[tuple[SafeStrTuple, Any, float | None]]:
-        # Keys from the main store's listing; each value by this wrapper's own read.
-        return self._iterate_reading_each(with_values, with_timestamps,
-                                          parallel=self._parallel_reads)
 
     def __setitem__(self, key: NonEmptyPersiDictKey, value: Any) -> None:
         k = normalize_key(key)

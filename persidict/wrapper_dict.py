@@ -29,6 +29,7 @@ from .persi_dict import PersiDict, Result
 
 __all__ = [
     "ABSENT",
+    "CachedWrapperDict",
     "WrapperDict",
     "check_store",
     "innermost",
@@ -147,28 +148,6 @@ class WrapperDict(PersiDict[ValueType]):
                          serialization_format=main_dict.serialization_format)
         self._main_dict = main_dict
 
-    def _iterate_reading_each(self, with_values: bool, with_timestamps: bool, *,
-                              parallel: bool) -> Iterator[tuple[SafeStrTuple, Any, float | None]]:
-        """Keys (and timestamps) from the main store's listing, each value through ``self[k]``.
-
-        For caching wrappers: their own ``__getitem__`` serves unchanged values from the cache
-        and refreshes changed ones. Items deleted since the listing are skipped.
-        """
-        listing = self._main_dict._iterate(False, with_timestamps)
-        if not with_values:
-            yield from listing
-            return
-
-        def read_or_absent(entry: tuple[SafeStrTuple, Any, float | None]) -> Any:
-            try:
-                return self[entry[0]]
-            except KeyError:  # deleted since the listing
-                return ABSENT
-
-        for (k, _, ts), value in read_in_order(listing, read_or_absent, parallel=parallel):
-            if value is not ABSENT:
-                yield k, value, ts
-
     # ------------------------------------------------------------------------ delegated core
     def __getitem__(self, key: NonEmptyPersiDictKey) -> ValueType:
         return self._main_dict[key]
@@ -238,3 +217,52 @@ class WrapperDict(PersiDict[ValueType]):
                    expected_etag: ETagIfExists) -> Result:
         """Conditional delete on the wrapped store."""
         return self._main_dict.discard_if(key, condition=condition, expected_etag=expected_etag)
+
+
+class CachedWrapperDict(WrapperDict[ValueType]):
+    """Base of the caching wrappers: a main store plus a cache of its values.
+
+    Holds what both caching wrappers share: the data cache, whether written values may go
+    straight into it, and the listing-then-read iteration that uses and fills it.
+    """
+
+    def __init__(self, *, main_dict: PersiDict[ValueType], data_cache: PersiDict[ValueType],
+                 append_only: bool) -> None:
+        super().__init__(main_dict=main_dict, append_only=append_only)
+        self._data_cache = data_cache
+        # Written values may go straight into the cache only if reading them back from the
+        # cache gives what reading them back from the main store would.
+        self._cache_written = same_round_trip(main_dict, data_cache)
+        self._parallel_reads = not is_local(main_dict)
+
+    @property
+    def main_dict(self) -> PersiDict[ValueType]:
+        """The store of record."""
+        return self._main_dict
+
+    @property
+    def data_cache(self) -> PersiDict[ValueType]:
+        """The local cache of values."""
+        return self._data_cache
+
+    def _iterate(self, with_values: bool, with_timestamps: bool
+                 ) -> Iterator[tuple[SafeStrTuple, Any, float | None]]:
+        """Keys (and timestamps) from the main store's listing, each value through ``self[k]``:
+        the wrapper's own read serves unchanged values from the cache and refreshes changed
+        ones (on a thread pool when the main store is remote). Items deleted since the listing
+        are skipped."""
+        listing = self._main_dict._iterate(False, with_timestamps)
+        if not with_values:
+            yield from listing
+            return
+
+        def read_or_absent(entry: tuple[SafeStrTuple, Any, float | None]) -> Any:
+            try:
+                return self[entry[0]]
+            except KeyError:  # deleted since the listing
+                return ABSENT
+
+        for (k, _, ts), value in read_in_order(listing, read_or_absent,
+                                               parallel=self._parallel_reads):
+            if value is not ABSENT:
+                yield k, value, ts
