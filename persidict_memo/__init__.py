@@ -1,4 +1,4 @@
-"""persidict_memo: a persistent, content-addressed memoizer built on persidict stores.
+"""persidict_memo: a persistent, content-addressed memoizer built on persidict stores::
 
     from persidict_memo import persistent_cache
 
