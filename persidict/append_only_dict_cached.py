@@ -44,8 +44,13 @@ class AppendOnlyDictCached(CachedWrapperDict[ValueType]):
                  data_cache: PersiDict[ValueType]) -> None:
         check_store(main_dict, "main_dict")
         check_store(data_cache, "data_cache")
-        if not main_dict.append_only or not data_cache.append_only:
-            raise ValueError("append_only must be set to True")
+        for name, store in (("main_dict", main_dict), ("data_cache", data_cache)):
+            if not store.append_only:
+                kind = type(store).__name__
+                raise ValueError(
+                    f"append_only must be set to True: {name} is a mutable {kind}. "
+                    f"AppendOnlyDictCached trusts its cache, so both stores must be "
+                    f"append-only, e.g. {name}={kind}(..., append_only=True)")
         if main_dict.base_class_for_values != data_cache.base_class_for_values:
             raise ValueError("main_dict and data_cache must have the same base_class_for_values")
         super().__init__(main_dict=main_dict, data_cache=data_cache, append_only=True)
