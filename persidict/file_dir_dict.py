@@ -33,8 +33,8 @@ class FileDirDict(BackendDict[ValueType]):
     as Dropbox keep working).
 
     Args:
-        base_dir: the root directory (created if missing; relative paths are resolved against
-            the current directory at construction).
+        base_dir: the root directory (created if missing; ``~`` is expanded; relative paths
+            are resolved against the current directory at construction).
         serialization_format: ``"pkl"``, ``"json"`` or, for ``str`` values, any other safe name.
         append_only: if True, items can be added but never changed or deleted.
         digest_len: length of the digest suffix on every key component, ``0..26``
@@ -57,7 +57,7 @@ class FileDirDict(BackendDict[ValueType]):
         if not isinstance(path, str):
             raise TypeError(f"base_dir must be a str or os.PathLike[str], got "
                             f"{type(base_dir).__name__}")
-        path = os.path.abspath(path)
+        path = os.path.abspath(os.path.expanduser(path))  # "~/cache" means the home's
         backend = FileBackend(path, serialization_format, check_digest_len(digest_len),
                               root=root)
         super().__init__(backend=backend, append_only=append_only,

@@ -34,7 +34,8 @@ class S3Dict_FileDirCached(WrapperDict[ValueType]):
         bucket_name: the bucket (created if missing and allowed).
         region: the bucket's region (None: the client's default).
         root_prefix: the object-key prefix under which this store lives (``"a/b"``).
-        base_dir: the local cache folder (namespaced inside by bucket and root prefix).
+        base_dir: the local cache folder (namespaced inside by bucket and root prefix; ``~``
+            is expanded).
         serialization_format: ``"pkl"``, ``"json"`` or, for ``str`` values, any safe name.
         digest_len: digest suffix length of the local cache's file names (``0..26``).
         append_only: if True, items can be added but never changed or deleted; warm reads
@@ -58,7 +59,7 @@ class S3Dict_FileDirCached(WrapperDict[ValueType]):
             serialization_format=serialization_format, append_only=append_only,
             base_class_for_values=base_class_for_values, endpoint_url=endpoint_url,
             client=client, session=session)
-        base = os.path.abspath(os.fspath(base_dir))
+        base = os.path.abspath(os.path.expanduser(os.fspath(base_dir)))
         parts = [bucket_name, *(p for p in main.root_prefix.split("/") if p)]
         cache_dir = os.path.join(base, *(sign_component(p, digest_len) for p in parts))
         data_cache: FileDirDict[ValueType] = FileDirDict(

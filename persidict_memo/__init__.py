@@ -17,5 +17,6 @@ from __future__ import annotations
 
 from .decorator import persistent_cache
 from .memoizer import CacheInfo, CacheStoreWarning
+from .stores import StoreUnavailableError
 
-__all__ = ["CacheInfo", "CacheStoreWarning", "persistent_cache"]
+__all__ = ["CacheInfo", "CacheStoreWarning", "StoreUnavailableError", "persistent_cache"]

@@ -9,8 +9,8 @@ classmethods, staticmethods), pickles by reference like it, and adds the inspect
 from __future__ import annotations
 
 import inspect
-import os
 import types
+import uuid
 from collections.abc import Callable
 from typing import Any, Final, ParamSpec, TypeVar, overload
 
@@ -18,7 +18,9 @@ import wrapt
 
 from persidict import PersiDict
 
-from .memoizer import CacheInfo, Memoizer, StoreErrorPolicy
+from . import engines
+from .memoizer import DEFAULT_MEMORY_BYTES, CacheInfo, Memoizer, StoreErrorPolicy
+from .stores import check_store
 
 __all__ = ["BoundCachedFunction", "CachedFunction", "persistent_cache"]
 
@@ -121,9 +123,35 @@ class CachedFunction(_CacheMethods, wrapt.FunctionWrapper[P, R]):
 
     __bound_function_wrapper__ = BoundCachedFunction  # type: ignore[assignment]  # (P, R rebound)
 
-    def __init__(self, wrapped: Any, memo: Memoizer, is_async: bool) -> None:
+    def __init__(
+        self,
+        wrapped: Any,
+        memo: Memoizer,
+        is_async: bool,
+        *,
+        store: object = None,
+        options: dict[str, Any] | None = None,
+        origin: str | None = None,
+    ) -> None:
         super().__init__(wrapped, _wrapper_for(memo, is_async))
         self._self_memo = memo
+        self._self_store_arg = store
+        self._self_options = dict(options or {})
+        self._self_origin = origin or uuid.uuid4().hex
+        self._self_by_value = engines.by_value(_plain_function(wrapped))
+        self._self_spec: bytes | None = None
+
+    @property
+    def __class__(self) -> type:
+        # A wrapper that travels by value must not look like a plain function to cloudpickle
+        # (it would copy the bare function and lose the cache): it then shows its own type.
+        if self._self_by_value:
+            return type(self)
+        return self.__wrapped__.__class__
+
+    @__class__.setter
+    def __class__(self, value: type) -> None:
+        raise TypeError("cannot change the class of a cached function")
 
     def _full_args(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
         instance = getattr(self.__wrapped__, "__self__", None)
@@ -136,9 +164,25 @@ class CachedFunction(_CacheMethods, wrapt.FunctionWrapper[P, R]):
         return self.__wrapped__(*args, **kwargs)
 
     def __reduce_ex__(self, protocol: Any) -> Any:
-        # Pickled by reference, as the plain function would be: the name is looked up in its
-        # module on unpickling (which finds this very wrapper again).
-        return self.__qualname__
+        if not self._self_by_value:
+            # Pickled by reference, as the plain function would be: the name is looked up in
+            # its module on unpickling (which finds this very wrapper again).
+            return self.__qualname__
+        origin = self._self_origin
+        if engines.is_being_serialised(origin):  # the function's globals name itself
+            return engines.self_reference(origin)
+        engines.remember(origin, self)  # unpickled in this very process: this wrapper
+        data = self._self_spec
+        if data is None:
+            spec = engines.CachedSpec(
+                origin=origin,
+                target=self.__wrapped__,
+                options=self._self_options,
+                store=engines.describe_store(self._self_store_arg),
+                prefix=self._self_memo.keys.prefix,
+            )
+            data = self._self_spec = engines.serialise(spec)
+        return engines.rebuild, (data,)
 
 
 def _wrapper_for(memo: Memoizer, is_async: bool) -> Callable[..., Any]:
@@ -178,6 +222,8 @@ def persistent_cache(
     lease_timeout: float = DEFAULT_LEASE_TIMEOUT,
     check_determinism: float = 0.0,
     on_store_error: StoreErrorPolicy = "warn",
+    durable: bool = False,
+    memory_bytes: int = DEFAULT_MEMORY_BYTES,
 ) -> Callable[[Callable[P, R]], CachedFunction[P, R]]: ...
 
 
@@ -192,6 +238,8 @@ def persistent_cache(
     lease_timeout: float = DEFAULT_LEASE_TIMEOUT,
     check_determinism: float = 0.0,
     on_store_error: StoreErrorPolicy = "warn",
+    durable: bool = False,
+    memory_bytes: int = DEFAULT_MEMORY_BYTES,
 ) -> Any:
     """Cache a function's results persistently, content-addressed, shareable across processes.
 
@@ -210,51 +258,64 @@ def persistent_cache(
             presumed dead and its computation is taken over.
         check_determinism: probability (0..1) that a hit is recomputed and compared with the
             stored result; a mismatch raises :class:`persidict.MutationPolicyError`.
-        on_store_error: ``"warn"`` (a :class:`CacheStoreWarning`) or ``"raise"`` when a result
-            cannot be stored; either way nothing half-written is left behind.
+        on_store_error: ``"warn"`` (a :class:`CacheStoreWarning`) or ``"raise"`` when a store
+            that worked fails (a result cannot be stored or read); either way nothing
+            half-written is left behind. A store that cannot be opened at all raises
+            :class:`StoreUnavailableError` at the first call, whatever this says.
+        durable: fsync every result file before the call returns (default False: a result
+            lost or damaged by a power cut is read as a miss, recomputed and replaced).
+        memory_bytes: the budget, in pickled bytes, of this function's in-process memory of
+            results (default 64 MiB; 0 turns it off); a result bigger than an eighth of it is
+            not kept in memory (its next hit reads the store).
 
     Raises:
         TypeError: for generator functions, classes and other non-functions, and bad options.
-        ValueError: for ``ignore`` names the function does not have and out-of-range options.
+        ValueError: for ``ignore`` names the function does not have, out-of-range options and
+            a ``store`` URL of an unknown scheme or malformed (``"gs://..."``, ``"s3:/x"``).
     """
-    _check_options(store, lease, lease_timeout, check_determinism, on_store_error)
-    names = (ignore,) if isinstance(ignore, str) else tuple(ignore)
+    _check_options(lease, lease_timeout, check_determinism, on_store_error, durable, memory_bytes)
+    check_store(store)
+    # Every option goes here: engines rebuild the decorator from this dict in other processes.
+    options: dict[str, Any] = {
+        "ignore": (ignore,) if isinstance(ignore, str) else tuple(ignore),
+        "version": version,
+        "lease": lease,
+        "lease_timeout": lease_timeout,
+        "check_determinism": check_determinism,
+        "on_store_error": on_store_error,
+        "durable": durable,
+        "memory_bytes": memory_bytes,
+    }
 
     def decorate(target: Any) -> Any:
-        plain = _plain_function(target)
-        if inspect.isgeneratorfunction(plain) or inspect.isasyncgenfunction(plain):
-            raise TypeError(
-                f"persistent_cache cannot cache the generator function {plain.__qualname__}: "
-                "its result is consumed lazily and cannot be stored. Return a list instead."
-            )
-        memo = Memoizer(
-            plain,
-            store=store,
-            ignore=names,
-            version=version,
-            lease=lease,
-            lease_timeout=lease_timeout,
-            check_determinism=check_determinism,
-            on_store_error=on_store_error,
-        )
-        is_async = inspect.iscoroutinefunction(plain)
-        return CachedFunction(target, memo, is_async)
+        return make_cached(target, store, options)
 
     return decorate if func is None else decorate(func)
 
 
+def make_cached(
+    target: Any, store: object, options: dict[str, Any], origin: str | None = None
+) -> CachedFunction[Any, Any]:
+    """The cached function of ``target`` (options already checked); ``origin`` when rebuilt."""
+    plain = _plain_function(target)
+    if inspect.isgeneratorfunction(plain) or inspect.isasyncgenfunction(plain):
+        raise TypeError(
+            f"persistent_cache cannot cache the generator function {plain.__qualname__}: "
+            "its result is consumed lazily and cannot be stored. Return a list instead."
+        )
+    memo = Memoizer(plain, store=store, **options)
+    is_async = inspect.iscoroutinefunction(plain)
+    return CachedFunction(target, memo, is_async, store=store, options=options, origin=origin)
+
+
 def _check_options(
-    store: object,
     lease: object,
     lease_timeout: object,
     check_determinism: object,
     on_store_error: object,
+    durable: object,
+    memory_bytes: object,
 ) -> None:
-    if not (store is None or isinstance(store, str | os.PathLike | PersiDict)):
-        raise TypeError(
-            "store must be None, a directory, an 's3://bucket/prefix' URL or a PersiDict, "
-            f"got {type(store).__name__}"
-        )
     if not isinstance(lease, bool):
         raise TypeError(f"lease must be a bool, got {type(lease).__name__}")
     if isinstance(lease_timeout, bool) or not isinstance(lease_timeout, int | float):
@@ -269,3 +330,9 @@ def _check_options(
         raise ValueError(f"check_determinism must be in [0, 1], got {check_determinism}")
     if on_store_error not in ("warn", "raise"):
         raise ValueError(f"on_store_error must be 'warn' or 'raise', got {on_store_error!r}")
+    if not isinstance(durable, bool):
+        raise TypeError(f"durable must be a bool, got {type(durable).__name__}")
+    if isinstance(memory_bytes, bool) or not isinstance(memory_bytes, int):
+        raise TypeError(f"memory_bytes must be an int, got {type(memory_bytes).__name__}")
+    if memory_bytes < 0:
+        raise ValueError(f"memory_bytes must be >= 0, got {memory_bytes}")

@@ -30,6 +30,7 @@ from persidict import (
     ANY_ETAG,
     ITEM_NOT_AVAILABLE,
     NEVER_RETRIEVE,
+    BackendError,
     MutationPolicyError,
     PersiDict,
     WriteOnceDict,
@@ -39,9 +40,9 @@ from . import background
 from .call_keys import CallKeyMaker
 from .leases import Lease, Leases
 from .metadata import build_metadata, parse_metadata, pickled_size
-from .stores import ResultStore, open_store
+from .stores import ResultStore, open_store, unavailable
 
-__all__ = ["CacheInfo", "CacheStoreWarning", "Memoizer"]
+__all__ = ["DEFAULT_MEMORY_BYTES", "CacheInfo", "CacheStoreWarning", "Memoizer"]
 
 _MISSING: Final = object()
 # The keys whose computation the current thread or task is running under a lease: a call that
@@ -50,6 +51,8 @@ _COMPUTING: ContextVar[frozenset[tuple[str, ...]]] = ContextVar(
     "persidict_memo_computing", default=frozenset()
 )
 _MEMORY_ENTRIES: Final = 1024
+DEFAULT_MEMORY_BYTES: Final = 64 * 2**20
+_LARGEST_KEPT: Final = 8  # a result over memory_bytes / 8 is not kept in memory
 StoreErrorPolicy = Literal["warn", "raise"]
 
 
@@ -93,7 +96,9 @@ class Memoizer:
         lease_timeout: seconds after which a silent lease holder is presumed dead.
         check_determinism: probability that a hit is recomputed and compared with the stored
             result; a mismatch raises :class:`persidict.MutationPolicyError`.
-        on_store_error: ``"warn"`` or ``"raise"`` when a result cannot be stored.
+        on_store_error: ``"warn"`` or ``"raise"`` when a store that worked fails.
+        durable: fsync result files before returning.
+        memory_bytes: the byte budget of the in-process memory tier.
     """
 
     def __init__(
@@ -107,6 +112,8 @@ class Memoizer:
         lease_timeout: float,
         check_determinism: float,
         on_store_error: StoreErrorPolicy,
+        durable: bool = False,
+        memory_bytes: int = DEFAULT_MEMORY_BYTES,
     ) -> None:
         self.keys = CallKeyMaker(func, ignore=ignore, version=version)
         self.function_name = f"{func.__module__}.{self.keys.qualname}"
@@ -119,7 +126,13 @@ class Memoizer:
         self.lease_timeout = lease_timeout
         self.check_determinism = check_determinism
         self.on_store_error = on_store_error
+        self.durable = durable
+        self._store_worked = False  # until then a store failure means "cannot be used"
         self._memory: dict[tuple[str, ...], Any] = {}
+        self._memory_sizes: dict[tuple[str, ...], int] = {}
+        self._memory_total = 0
+        self._memory_lock = threading.Lock()
+        self.memory_bytes = memory_bytes
         self.hits = self.misses = self.waits = self.store_errors = 0
 
     # ------------------------------------------------------------------------------ the store
@@ -130,7 +143,10 @@ class Memoizer:
         if store is None:
             with self._open_lock:
                 if self._store is None:
-                    opened = ResultStore(open_store(self._store_arg))
+                    try:
+                        opened = ResultStore(open_store(self._store_arg), durable=self.durable)
+                    except Exception as exc:
+                        raise unavailable(self._store_arg, self.function_name, exc) from exc
                     if self.lease and opened.leases is not None:
                         self._leases = Leases(opened.leases, self.lease_timeout)
                     self._store = opened
@@ -260,21 +276,55 @@ class Memoizer:
         try:
             value = self.store.results[key]
         except KeyError:
+            self._store_worked = True
             return False, None
         except Exception as exc:
+            if isinstance(exc, BackendError) and exc.operation == "decode":
+                self._store_worked = True
             self._report(exc, f"could not read the cached result {'/'.join(key)}")
             return False, None
+        self._store_worked = True
         self._remember(key, value)
         return True, value
 
-    def _remember(self, key: tuple[str, ...], value: Any) -> None:
-        memory = self._memory
-        if len(memory) >= _MEMORY_ENTRIES:
+    def _remember(self, key: tuple[str, ...], value: Any, size: int | None = None) -> None:
+        """Keep a result in memory, within the entry and byte budgets (oldest out first)."""
+        budget = self.memory_bytes
+        if budget <= 0:
+            return
+        if size is None:
             try:
-                del memory[next(iter(memory))]
-            except (StopIteration, KeyError, RuntimeError):
-                pass
-        memory[key] = value
+                size = pickled_size(value)
+            except Exception:
+                return
+        if size > budget // _LARGEST_KEPT:
+            return
+        memory, sizes = self._memory, self._memory_sizes
+        with self._memory_lock:
+            if key in memory:
+                return
+            while memory and (
+                len(memory) >= _MEMORY_ENTRIES or self._memory_total + size > budget
+            ):
+                oldest = next(iter(memory))
+                del memory[oldest]
+                self._memory_total -= sizes.pop(oldest, 0)
+            memory[key] = value
+            sizes[key] = size
+            self._memory_total += size
+
+    def _forget_in_memory(self, key: tuple[str, ...] | None = None) -> None:
+        with self._memory_lock:
+            if key is None:
+                self._memory.clear()
+                self._memory_sizes.clear()
+                self._memory_total = 0
+            elif self._memory.pop(key, _MISSING) is not _MISSING:
+                self._memory_total -= self._memory_sizes.pop(key, 0)
+
+    def memory_usage(self) -> tuple[int, int]:
+        """``(entries, pickled bytes)`` of the results kept in this process's memory."""
+        return len(self._memory), self._memory_total
 
     def _publish(
         self,
@@ -322,7 +372,7 @@ class Memoizer:
             if self.check_determinism > 0:
                 self._verify(key, None, result)  # the race loser checks the winner's result
             return False
-        self._remember(key, result)
+        self._remember(key, result, size)
         arguments = self.keys.describe(full_args, kwargs)
 
         def write_metadata() -> None:  # deferred: nobody waits for it
@@ -367,6 +417,8 @@ class Memoizer:
         return stored
 
     def _report(self, exc: BaseException, what: str) -> None:
+        if not self._store_worked:  # never answered: misconfigured, not a passing failure
+            raise unavailable(self._store_arg, self.function_name, exc) from exc
         self.store_errors += 1
         message = f"{what}: {type(exc).__name__}: {exc}"
         if self.on_store_error == "raise":
@@ -403,7 +455,7 @@ class Memoizer:
     def forget(self, key: tuple[str, ...]) -> bool:
         """Drop one call's result and metadata; True if a result was stored."""
         background.flush()
-        self._memory.pop(key, None)
+        self._forget_in_memory(key)
         store = self.store
         removed = store.admin.discard(key)
         store.meta.discard(store.meta_key(key))
@@ -412,7 +464,7 @@ class Memoizer:
     def clear(self, all_versions: bool) -> int:
         """Drop every result of this function's current code version (or of all versions)."""
         background.flush()
-        self._memory.clear()
+        self._forget_in_memory()
         prefix = self.keys.prefix if not all_versions else self.keys.prefix[:3]
         return self.store.clear_prefix(prefix)
 

@@ -10,6 +10,12 @@
   default directory, so a warm result is read from local disk, not from S3;
 * any :class:`~persidict.PersiDict`: used as it is.
 
+A leading ``~`` in a directory is expanded. Anything that looks like a URL of another scheme
+(``gs://...``, ``file://...``) or a malformed S3 URL (``s3:/x``, ``s3://``) is a ``ValueError``
+at decoration time. A store that cannot be opened at all (boto3 missing, no credentials, a
+bucket that cannot be reached, a directory that cannot be created) is a
+:class:`StoreUnavailableError` at the first call, saying what to fix.
+
 Each result has two siblings under the same key, in formats of their own on the same storage
 (an :class:`~persidict.OverlappingMultiDict`, so on disk ``<digest>.pkl`` sits next to
 ``<digest>.meta`` and, while it is being computed, ``<digest>.lease``):
@@ -28,15 +34,71 @@ must be deletable.
 from __future__ import annotations
 
 import os
+import re
 from typing import Any, Final
 from urllib.parse import urlparse
 
 import persidict
 from persidict import PersiDict
 
-__all__ = ["ResultStore", "default_cache_dir", "open_store"]
+__all__ = [
+    "ResultStore",
+    "StoreUnavailableError",
+    "check_store",
+    "default_cache_dir",
+    "expand_directory",
+    "open_store",
+]
 
 _KIND_PARAMS: Final = ("serialization_format", "append_only", "base_class_for_values")
+# A URL scheme (two characters at least, so that a Windows drive "C:" stays a directory).
+_SCHEME: Final = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]+):")
+_BUCKET: Final = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+_FORMS: Final = "None, a directory, an 's3://bucket/prefix' URL or a PersiDict"
+
+
+class StoreUnavailableError(RuntimeError):
+    """The cache store could not be opened or never answered; the message says what to fix.
+
+    Raised at the first call of a cached function, whatever ``on_store_error`` says (that
+    option governs the failures of a store that worked). Chained from the underlying error.
+    """
+
+
+def expand_directory(path: str | os.PathLike[str]) -> str:
+    """A directory store's path with ``~`` expanded, made absolute."""
+    return os.path.abspath(os.path.expanduser(os.fspath(path)))
+
+
+def check_store(store: object) -> None:
+    """Reject a ``store=`` argument that can never work (decoration time, no I/O).
+
+    Raises:
+        TypeError: not one of the accepted kinds.
+        ValueError: a URL of an unknown scheme, or a malformed ``s3://`` URL.
+    """
+    if store is None or isinstance(store, PersiDict):
+        return
+    if isinstance(store, os.PathLike):
+        store = os.fspath(store)
+    if not isinstance(store, str):
+        raise TypeError(f"store must be {_FORMS}, got {type(store).__name__}")
+    if not store.strip():
+        raise ValueError("store must not be an empty string")
+    match = _SCHEME.match(store)
+    if match is None:
+        return
+    scheme = match.group(1).lower()
+    if scheme != "s3":
+        raise ValueError(
+            f"store={store!r}: unknown scheme {scheme!r}; give {_FORMS} "
+            "(for other storage, pass a PersiDict built on it)"
+        )
+    parsed = urlparse(store)
+    if not store.startswith("s3://") or not parsed.netloc:
+        raise ValueError(f"store={store!r} is not an S3 URL of the form 's3://bucket/prefix'")
+    if not _BUCKET.match(parsed.netloc) or ".." in parsed.netloc:
+        raise ValueError(f"store={store!r}: {parsed.netloc!r} is not a valid S3 bucket name")
 
 
 def default_cache_dir() -> str:
@@ -52,24 +114,54 @@ def open_store(store: object) -> PersiDict[Any]:
     """Turn a ``store=`` argument into a PersiDict (see the module docstring)."""
     if isinstance(store, PersiDict):
         return store
+    check_store(store)
     if store is None:
-        return persidict.FileDirDict(base_dir=default_cache_dir())
+        return persidict.FileDirDict(base_dir=expand_directory(default_cache_dir()))
     if isinstance(store, str) and store.startswith("s3://"):
         parsed = urlparse(store)
-        if not parsed.netloc:
-            raise ValueError(f"an S3 store URL needs a bucket: 's3://bucket/prefix', got {store!r}")
         s3: PersiDict[Any] = persidict.S3Dict(
             bucket_name=parsed.netloc,
             root_prefix=parsed.path.strip("/"),
-            base_dir=os.path.join(default_cache_dir(), "s3"),
+            base_dir=os.path.join(expand_directory(default_cache_dir()), "s3"),
         )
         return s3
     if isinstance(store, str | os.PathLike):
-        return persidict.FileDirDict(base_dir=store)
-    raise TypeError(
-        "store must be None, a directory (str or os.PathLike), an 's3://bucket/prefix' URL "
-        f"or a PersiDict, got {type(store).__name__}"
+        return persidict.FileDirDict(base_dir=expand_directory(store))
+    raise TypeError(f"store must be {_FORMS}, got {type(store).__name__}")
+
+
+def unavailable(store: object, function: str, exc: BaseException) -> StoreUnavailableError:
+    """The error for a store that cannot be opened or never answered, with what to fix."""
+    where = store if isinstance(store, str) else (
+        "the default store" if store is None else type(store).__name__)
+    text = f"{type(exc).__name__}: {exc}"
+    names = {type(e).__name__ for e in _chain(exc)}
+    if isinstance(exc, ImportError) and "boto3" in str(exc):
+        hint = 'install the S3 support: pip install "persidict[aws]"'
+    elif names & {"NoCredentialsError", "PartialCredentialsError", "NoRegionError"}:
+        hint = "configure AWS credentials and region (environment, ~/.aws, or an IAM role)"
+    elif any(w in text for w in ("AccessDenied", "Forbidden", "403", "PermissionError")) or (
+        names & {"PermissionError"}
+    ):
+        hint = "grant read and write access to it, or choose another store"
+    elif any(w in text for w in ("NoSuchBucket", "404", "Not Found")):
+        hint = "create the bucket or fix its name"
+    elif names & {"EndpointConnectionError", "ConnectionError", "ConnectTimeoutError"}:
+        hint = "check the endpoint (AWS_ENDPOINT_URL) and the network"
+    else:
+        hint = "fix the store= argument (or PERSIDICT_MEMO_DIR) so that it can be opened"
+    return StoreUnavailableError(
+        f"persidict_memo: the cache store of {function}() ({where}) cannot be used: {text}. "
+        f"To fix: {hint}."
     )
+
+
+def _chain(exc: BaseException | None) -> list[BaseException]:
+    seen: list[BaseException] = []
+    while exc is not None and exc not in seen:
+        seen.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return seen
 
 
 class ResultStore:
@@ -82,13 +174,17 @@ class ResultStore:
         leases: lease records (JSON text), or None when leases cannot be used.
     """
 
-    def __init__(self, base: PersiDict[Any]) -> None:
+    def __init__(self, base: PersiDict[Any], *, durable: bool = False) -> None:
         self.base = base
         self._suffixed = False
         try:
             self._use_siblings(base)
         except (TypeError, ValueError, AttributeError, NotImplementedError):
             self._use_one_store(base)
+        if not self._suffixed:
+            for store in (self.results, self.admin, self.meta, self.leases):
+                _set_durability(store, durable)
+
 
     def _use_siblings(self, base: PersiDict[Any]) -> None:
         params = base.get_params()
@@ -140,6 +236,17 @@ class ResultStore:
     def describe(self) -> str:
         """Where the results are, for messages."""
         return repr(self.base)
+
+
+def _set_durability(store: PersiDict[Any] | None, durable: bool) -> None:
+    """fsync (or not) the files of a FileDirDict view; other stores decide for themselves.
+
+    A memo entry lost or damaged by a power cut is only a miss (a damaged one is recomputed
+    and replaced), so by default memo files are not fsync'ed: a write costs no disk flush.
+    """
+    backend = getattr(store, "_file_backend", None)
+    if backend is not None and hasattr(backend, "durable"):
+        backend.durable = durable
 
 
 def _keys_under(store: PersiDict[Any], prefix: tuple[str, ...]) -> list[tuple[str, ...]]:

@@ -460,12 +460,6 @@ def test_module_level_function_pickles_by_reference() -> None:
     assert pickle.loads(pickle.dumps(memo_workers.square)) is memo_workers.square
 
 
-def test_nested_function_does_not_pickle(store: str) -> None:
-    add, _ = counted(store)
-    with pytest.raises((pickle.PicklingError, AttributeError, TypeError)):
-        pickle.dumps(add)
-
-
 def test_a_call_needing_its_own_result_does_not_wait_for_its_own_lease(store: str) -> None:
     calls: list[int] = []
 
