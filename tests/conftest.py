@@ -2,8 +2,13 @@
 
 A contract test asks for ``make_store`` and calls ``make_store(**params)`` with the common
 PersiDict parameters (``append_only``, ``serialization_format``, ``base_class_for_values``). Each
-kind builds a fresh, empty store in its own temporary location and skips the test when it
-cannot take those parameters (e.g. WriteOnceDict is always append-only).
+kind builds a fresh, empty store in its own temporary location.
+
+Only the combinations a kind can be are generated (WriteOnceDict is always append-only, a
+MutableDictCached never is): a test that takes an ``append_only`` argument runs once per kind and
+mode that kind supports; any other test runs on the kinds that support the modes it uses, read
+from the helpers it calls (``append_only_store`` / ``mutable_store``; a bare ``make_store()``
+is mutable).
 
 Adding a backend = adding one ``StoreKind`` to ``KINDS``.
 """
@@ -15,6 +20,7 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import CodeType
 from typing import Any
 
 import pytest
@@ -116,8 +122,8 @@ class StoreFactory:
     def __call__(self, *, append_only: bool = False, serialization_format: str = "pkl",
                  base_class_for_values: type | None = None) -> PersiDict[Any]:
         mode = "append_only" if append_only else "mutable"
-        if mode not in self.kind.modes:
-            pytest.skip(f"{self.kind.name} stores cannot be {mode}")
+        if mode not in self.kind.modes:  # not generated (see pytest_generate_tests), unless a
+            pytest.skip(f"{self.kind.name} stores cannot be {mode}")  # test hides its mode
         return self.kind.build(self.ctx, append_only=append_only,
                                serialization_format=serialization_format,
                                base_class_for_values=base_class_for_values)
@@ -132,9 +138,54 @@ def _s3_available() -> bool:
     return True
 
 
-@pytest.fixture(params=[pytest.param(k, id=k.name, marks=k.marks) for k in KINDS])
+def _names_used(function: Callable[..., Any]) -> set[str]:
+    """Global names a test refers to, through nested functions and the helpers of its module."""
+    names: set[str] = set()
+    todo, seen = [function.__code__], set()
+    while todo:
+        code = todo.pop()
+        if code in seen:
+            continue
+        seen.add(code)
+        names |= set(code.co_names)
+        todo += [c for c in code.co_consts if isinstance(c, CodeType)]
+        for name in code.co_names:
+            helper = function.__globals__.get(name)
+            if callable(helper) and getattr(helper, "__module__", None) == function.__module__ \
+                    and hasattr(helper, "__code__"):
+                todo.append(helper.__code__)
+    return names
+
+
+def _modes_used(function: Callable[..., Any]) -> frozenset[str]:
+    names = _names_used(function)
+    modes = {"append_only"} if "append_only_store" in names else set()
+    if "mutable_store" in names or not modes:
+        modes.add("mutable")
+    return frozenset(modes)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrise ``make_store`` over the valid (kind, mode) combinations only."""
+    if "make_store" not in metafunc.fixturenames:
+        return
+    if "append_only" in metafunc.fixturenames:
+        metafunc.parametrize(
+            ["make_store", "append_only"],
+            [pytest.param(k, mode == "append_only", id=f"{k.name}-{mode}", marks=k.marks)
+             for k in KINDS for mode in ("mutable", "append_only") if mode in k.modes],
+            indirect=["make_store"])
+        return
+    modes = _modes_used(metafunc.function)
+    metafunc.parametrize(
+        "make_store",
+        [pytest.param(k, id=k.name, marks=k.marks) for k in KINDS if modes <= k.modes],
+        indirect=True)
+
+
+@pytest.fixture
 def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
-    """A factory of fresh stores, once per backend kind in the matrix."""
+    """A factory of fresh stores of one backend kind (parametrised by pytest_generate_tests)."""
     kind: StoreKind = request.param
     ctx: dict[str, Any] = {"tmp": tmp_path}
     for need in kind.needs:

@@ -527,7 +527,6 @@ def test_invalid_retrieve_value_is_a_type_error(make_store: Any, present: bool) 
         assert d["a"] == 1
 
 
-@pytest.mark.parametrize("append_only", [False, True])
 def test_setdefault_if_refuses_joker_default(make_store: Any, append_only: bool) -> None:
     d = make_store(append_only=append_only)
     d["a"] = 1

@@ -356,7 +356,6 @@ BAD_VALUE_KEYS = [
 BAD_TYPE_KEYS = [5, None, {"a": 1}, {"a"}, 1.5, ("a", 5), b"ab"]
 
 
-@pytest.mark.parametrize("append_only", [False, True])
 def test_bad_keys_are_rejected_before_anything_is_written(make_store: Any,
                                                           append_only: bool) -> None:
     d = make_store(append_only=append_only)
@@ -534,7 +533,6 @@ def test_persidict_values_refused(make_store: Any) -> None:
 
 @pytest.mark.parametrize("sentinel", [ITEM_NOT_AVAILABLE, VALUE_NOT_RETRIEVED],
                          ids=["IA", "VNR"])
-@pytest.mark.parametrize("append_only", [False, True])
 def test_status_sentinels_refused_as_values(make_store: Any, sentinel: Any,
                                             append_only: bool) -> None:
     d = make_store(append_only=append_only)

@@ -209,7 +209,6 @@ def test_append_only_conditional_deletes_refused(make_store: Any) -> None:
     assert d.etag("a") == etag
 
 
-@pytest.mark.parametrize("append_only", [False, True])
 def test_append_only_is_read_only_property(make_store: Any, append_only: bool) -> None:
     d = make_store(append_only=append_only)
     assert d.append_only is append_only

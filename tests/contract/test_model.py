@@ -288,7 +288,6 @@ class StoreMachine(RuleBasedStateMachine):
         assert len(self.d) == len(self.model)
 
 
-@pytest.mark.parametrize("append_only", [False, True], ids=["mutable", "append_only"])
 def test_random_operations_match_a_dict(make_store: Any, append_only: bool) -> None:
     if append_only:
         append_only_store(make_store)  # skips kinds that cannot be append-only
