@@ -97,7 +97,7 @@ class AppendOnlyDictCached(CachedWrapperDict[ValueType]):
         k = normalize_key(key)
         return k in self._data_cache or k in self._main_dict
 
-    def __setitem__(self, key: NonEmptyPersiDictKey, value: Any) -> None:
+    def __setitem__(self, key: NonEmptyPersiDictKey, value: ValueType | Joker) -> None:
         k = normalize_key(key)
         if value is KEEP_CURRENT:
             return

@@ -105,7 +105,7 @@ class BackendDict(PersiDict[ValueType]):
     def __contains__(self, key: object) -> bool:
         return self._backend.exists(normalize_key(key).strings)
 
-    def __setitem__(self, key: NonEmptyPersiDictKey, value: Any) -> None:
+    def __setitem__(self, key: NonEmptyPersiDictKey, value: ValueType | Joker) -> None:
         k = normalize_key(key)
         if value is KEEP_CURRENT:
             return

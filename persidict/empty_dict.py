@@ -38,7 +38,7 @@ class EmptyDict(PersiDict[ValueType]):
     def __getitem__(self, key: NonEmptyPersiDictKey) -> ValueType:
         raise KeyError(key)
 
-    def __setitem__(self, key: NonEmptyPersiDictKey, value: Any) -> None:
+    def __setitem__(self, key: NonEmptyPersiDictKey, value: ValueType | Joker) -> None:
         normalize_key(key)
         if isinstance(value, Joker):
             if value is DELETE_CURRENT:

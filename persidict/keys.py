@@ -68,7 +68,11 @@ def _check_component(s: str) -> str:
         raise ValueError(f"String length must be < {SAFE_STRING_MAX_LENGTH}, got {len(s)}")
     if s.translate(_DELETE_SAFE):
         bad = sorted(set(s.translate(_DELETE_SAFE)))
-        raise ValueError(f"String contains disallowed characters {bad!r}: {s[:60]!r}")
+        hint = ""
+        if "/" in bad:
+            levels = tuple(part for part in s.split("/") if part)
+            hint = f". Keys with levels are tuples: use {levels!r} instead of {s!r}"
+        raise ValueError(f"String contains disallowed characters {bad!r}: {s[:60]!r}{hint}")
     return s
 
 
@@ -89,7 +93,8 @@ def _flatten(args: Sequence[object], out: list[str]) -> None:
         elif _is_sequence(a):
             _flatten(a, out)  # type: ignore[arg-type]
         else:
-            raise TypeError(f"Invalid argument type: {type(a)}")
+            raise TypeError(f"Invalid argument type: {type(a)}. Keys are str or sequences of "
+                            f"str; got {type(a).__name__} {a!r:.60}")
 
 
 class SafeStrTuple(Sequence[str], Hashable):

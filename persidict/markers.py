@@ -6,7 +6,17 @@ pickling all give back that same object, so markers are always tested with ``is`
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Generic, NewType, Protocol, TypeVar, Union, runtime_checkable
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    ClassVar,
+    Generic,
+    NewType,
+    Protocol,
+    TypeVar,
+    Union,
+    runtime_checkable,
+)
 
 __all__ = [
     "ALWAYS_RETRIEVE",
@@ -164,7 +174,14 @@ IF_ETAG_CHANGED = IfETagChangedRetrieveFlag()
 
 ETagValue = NewType("ETagValue", str)
 ETagIfExists = Union[ETagValue, ItemNotAvailableFlag]  # noqa: UP007 (a typing.Union, as upstream)
-ValueType = TypeVar("ValueType")
+if TYPE_CHECKING:
+    from typing_extensions import TypeVar as _TypeVar
+
+    # The default (PEP 696) makes an unannotated ``FileDirDict(base_dir=...)`` a
+    # ``FileDirDict[Any]`` under mypy --strict instead of asking for an annotation.
+    ValueType = _TypeVar("ValueType", default=Any)
+else:
+    ValueType = TypeVar("ValueType")
 _T_contra = TypeVar("_T_contra", contravariant=True)
 
 

@@ -162,7 +162,9 @@ class MutableDictCached(CachedWrapperDict[ValueType]):
         try:
             cached_etag, local = self._cached_etags(k)
             cached_value = self._cached_value(k, local)
-        except KeyError:
+        except KeyError:  # not cached; read outside the handler so that a missing key is a
+            cached_etag = None  # plain KeyError, not one chained to the cache's own miss
+        if cached_etag is None:
             return self._full_read(k)
         r = self._main_dict.get_item_if(k, condition=ANY_ETAG, expected_etag=cached_etag,
                                         retrieve_value=IF_ETAG_CHANGED)
@@ -175,7 +177,7 @@ class MutableDictCached(CachedWrapperDict[ValueType]):
         self._remember(k, value, r.actual_etag)
         return value  # type: ignore[return-value]
 
-    def __setitem__(self, key: NonEmptyPersiDictKey, value: Any) -> None:
+    def __setitem__(self, key: NonEmptyPersiDictKey, value: ValueType | Joker) -> None:
         k = normalize_key(key)
         if value is KEEP_CURRENT:
             return

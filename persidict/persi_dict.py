@@ -11,7 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, MutableMapping
 from itertools import zip_longest
-from typing import Any, NoReturn, overload
+from typing import Any, NoReturn, TypeVar, overload
 
 from .errors import ConcurrencyConflictError, MutationPolicyError
 from .keys import (
@@ -45,6 +45,8 @@ from .markers import (
 )
 
 __all__ = ["PersiDict"]
+
+_T = TypeVar("_T")
 
 _Entry = tuple[SafeStrTuple, Any, float | None]
 Result = ConditionalOperationResult[Any]
@@ -82,6 +84,14 @@ def check_condition(condition: object, expected: object, actual: object) -> bool
         return bool(expected != actual)
     raise ValueError(
         f"condition must be ANY_ETAG, ETAG_IS_THE_SAME, or ETAG_HAS_CHANGED, got {condition!r}")
+
+
+def _bad_format_message(fmt: str) -> str:
+    close = {"pickle": "pkl", "pickled": "pkl", "jsonpickle": "json"}.get(fmt.lower(), fmt.lower())
+    hint = f" Did you mean {close!r}?" if close in ("pkl", "json") else ""
+    return (f"serialization_format={fmt!r} is not a format for non-string values: they must be "
+            f"either 'pkl' (pickle) or 'json' (jsonpickle).{hint} Any other name (e.g. 'txt') is "
+            f"a plain-text format, for str values: pass base_class_for_values=str with it.")
 
 
 def check_retrieve(retrieve_value: object) -> None:
@@ -130,8 +140,7 @@ class PersiDict(MutableMapping[SafeStrTuple, ValueType], ABC):
             raise TypeError("base_class_for_values must be a type or None")
         is_text = base_class_for_values is not None and issubclass(base_class_for_values, str)
         if not is_text and serialization_format not in ("pkl", "json"):
-            raise ValueError(
-                "For non-string values serialization_format must be either 'pkl' or 'json'.")
+            raise ValueError(_bad_format_message(serialization_format))
         self._append_only = append_only
         self.base_class_for_values = base_class_for_values
         self.serialization_format = serialization_format
@@ -210,7 +219,7 @@ class PersiDict(MutableMapping[SafeStrTuple, ValueType], ABC):
     def __getitem__(self, key: NonEmptyPersiDictKey) -> ValueType: ...
 
     @abstractmethod
-    def __setitem__(self, key: NonEmptyPersiDictKey, value: Any) -> None: ...
+    def __setitem__(self, key: NonEmptyPersiDictKey, value: ValueType | Joker) -> None: ...
 
     @abstractmethod
     def __delitem__(self, key: NonEmptyPersiDictKey) -> None: ...
@@ -335,6 +344,23 @@ class PersiDict(MutableMapping[SafeStrTuple, ValueType], ABC):
         self.update(other)
         return self
 
+    @overload
+    def get(self, key: NonEmptyPersiDictKey, /) -> ValueType | None: ...
+    @overload
+    def get(self, key: NonEmptyPersiDictKey, default: ValueType | _T, /) -> ValueType | _T: ...
+
+    def get(self, key: NonEmptyPersiDictKey, default: Any = None) -> Any:
+        """The value of ``key`` (a str or a tuple of str), or ``default`` if it is absent."""
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    @overload
+    def setdefault(self, key: NonEmptyPersiDictKey, default: None = None) -> ValueType | None: ...
+    @overload
+    def setdefault(self, key: NonEmptyPersiDictKey, default: ValueType) -> ValueType: ...
+
     def setdefault(self, key: NonEmptyPersiDictKey, default: Any = None) -> Any:
         """Return the value of ``key``, inserting ``default`` first if absent (insert-if-absent)."""
         if isinstance(default, Joker):
@@ -346,7 +372,7 @@ class PersiDict(MutableMapping[SafeStrTuple, ValueType], ABC):
     @overload
     def pop(self, key: NonEmptyPersiDictKey, /) -> ValueType: ...
     @overload
-    def pop(self, key: NonEmptyPersiDictKey, default: Any, /) -> Any: ...
+    def pop(self, key: NonEmptyPersiDictKey, default: ValueType | _T, /) -> ValueType | _T: ...
 
     def pop(self, key: NonEmptyPersiDictKey, *default: Any) -> Any:
         """Remove ``key`` and return its value (or ``default``); one read + a conditional delete."""
@@ -391,14 +417,14 @@ class PersiDict(MutableMapping[SafeStrTuple, ValueType], ABC):
     delete_if_exists = discard
 
     # ---------------------------------------------------------------------- extra operations
-    def get_with_etag(self, key: NonEmptyPersiDictKey) -> Result:
+    def get_with_etag(self, key: NonEmptyPersiDictKey) -> ConditionalOperationResult[ValueType]:
         """The value and its ETag from one consistent read."""
         return self.get_item_if(key, condition=ANY_ETAG, expected_etag=ITEM_NOT_AVAILABLE,
                                 retrieve_value=ALWAYS_RETRIEVE)
 
     def transform_item(self, key: NonEmptyPersiDictKey, *,
-                       transformer: TransformingFunction[Any],
-                       n_retries: int | None = 6) -> OperationResult[Any]:
+                       transformer: TransformingFunction[ValueType | ItemNotAvailableFlag],
+                       n_retries: int | None = 6) -> OperationResult[ValueType]:
         """Read-modify-write with optimistic concurrency: retried while other writers interfere.
 
         ``transformer(current)`` gets the current value (ITEM_NOT_AVAILABLE if absent) and returns
@@ -417,6 +443,7 @@ class PersiDict(MutableMapping[SafeStrTuple, ValueType], ABC):
         import time
 
         retries = 0
+        current: Any  # never VALUE_NOT_RETRIEVED: every read here is ALWAYS_RETRIEVE
         r = self.get_item_if(k, condition=ANY_ETAG, expected_etag=ITEM_NOT_AVAILABLE,
                              retrieve_value=ALWAYS_RETRIEVE)
         current, etag = r.new_value, r.actual_etag

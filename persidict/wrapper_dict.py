@@ -22,6 +22,7 @@ from .markers import (
     ETagConditionFlag,
     ETagIfExists,
     ETagValue,
+    Joker,
     RetrieveValueFlag,
     ValueType,
 )
@@ -152,7 +153,7 @@ class WrapperDict(PersiDict[ValueType]):
     def __getitem__(self, key: NonEmptyPersiDictKey) -> ValueType:
         return self._main_dict[key]
 
-    def __setitem__(self, key: NonEmptyPersiDictKey, value: Any) -> None:
+    def __setitem__(self, key: NonEmptyPersiDictKey, value: ValueType | Joker) -> None:
         self._main_dict[key] = value
 
     def __delitem__(self, key: NonEmptyPersiDictKey) -> None:

@@ -18,6 +18,7 @@ from .markers import (
     NEVER_RETRIEVE,
     ETagConditionFlag,
     ETagIfExists,
+    Joker,
     RetrieveValueFlag,
     ValueType,
 )
@@ -156,7 +157,7 @@ class WriteOnceDict(WrapperDict[ValueType]):
                              p_consistency_checks=self._p)
 
     # -------------------------------------------------------------------------------- writes
-    def __setitem__(self, key: NonEmptyPersiDictKey, value: Any) -> None:
+    def __setitem__(self, key: NonEmptyPersiDictKey, value: ValueType | Joker) -> None:
         k = normalize_key(key)
         if value is KEEP_CURRENT:
             return

@@ -35,6 +35,7 @@ import xxhash
 
 from persidict import replace_unsafe_chars
 
+from .call_errors import python_call_error
 from .hashing import Encoder
 
 __all__ = [
@@ -197,6 +198,7 @@ class CallKeyMaker:
                 f"ignore= names {unknown} are not parameters of {func.__qualname__}{self.signature}"
             )
         self.qualname: str = getattr(func, "__qualname__", repr(func))
+        self.name: str = getattr(func, "__name__", self.qualname)
         self._positional = tuple(p.name for p in params if p.kind in _POSITIONAL)
         self._keywordable = frozenset(
             p.name for p in params if p.kind is not inspect.Parameter.POSITIONAL_ONLY
@@ -259,7 +261,12 @@ class CallKeyMaker:
         return {name: values[name] for name in self._order}
 
     def _slow_bind(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
-        bound = self.signature.bind(*args, **kwargs)  # raises the TypeError of a bad call
+        try:
+            bound = self.signature.bind(*args, **kwargs)
+        except TypeError:
+            bound = None  # a bad call: raised below, outside this handler, in Python's words
+        if bound is None:
+            raise python_call_error(self.name, self.qualname, self.signature, args, kwargs)
         bound.apply_defaults()
         return dict(bound.arguments)
 

@@ -12,7 +12,7 @@ import inspect
 import types
 import uuid
 from collections.abc import Callable
-from typing import Any, Final, ParamSpec, TypeVar, overload
+from typing import Any, Final, Generic, ParamSpec, TypeVar, overload
 
 import wrapt
 
@@ -44,7 +44,7 @@ def _plain_function(target: Any) -> Callable[..., Any]:
     return func  # type: ignore[no-any-return]
 
 
-class _CacheMethods:
+class _CacheMethods(Generic[P, R]):
     """The inspection methods shared by the unbound and the bound wrappers.
 
     Each takes the arguments of a call, exactly as the decorated callable would.
@@ -55,29 +55,30 @@ class _CacheMethods:
     def _full_args(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
         raise NotImplementedError
 
-    def cache_key(self, *args: Any, **kwargs: Any) -> tuple[str, ...]:
+    def cache_key(self, *args: P.args, **kwargs: P.kwargs) -> tuple[str, ...]:
         """The store key of a call, without computing anything."""
         return self._self_memo.keys.key(self._full_args(args), kwargs)
 
-    def is_cached(self, *args: Any, **kwargs: Any) -> bool:
+    def is_cached(self, *args: P.args, **kwargs: P.kwargs) -> bool:
         """Whether the result of a call is stored."""
         return self._self_memo.is_cached(self.cache_key(*args, **kwargs))
 
-    def lookup(self, *args: Any, **kwargs: Any) -> Any:
+    def lookup(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """The cached result of a call; ``KeyError`` if there is none. Never computes."""
-        return self._self_memo.lookup(self.cache_key(*args, **kwargs))
+        result: R = self._self_memo.lookup(self.cache_key(*args, **kwargs))
+        return result
 
-    def inject(self, result: Any, /, *args: Any, **kwargs: Any) -> bool:
+    def inject(self, result: R, /, *args: P.args, **kwargs: P.kwargs) -> bool:
         """Store ``result`` as the result of a call; False if one was already stored."""
         full = self._full_args(args)
         memo = self._self_memo
         return memo.inject(memo.keys.key(full, kwargs), result, full, kwargs)
 
-    def forget(self, *args: Any, **kwargs: Any) -> bool:
+    def forget(self, *args: P.args, **kwargs: P.kwargs) -> bool:
         """Drop the stored result of one call; True if there was one."""
         return self._self_memo.forget(self.cache_key(*args, **kwargs))
 
-    def metadata(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    def metadata(self, *args: P.args, **kwargs: P.kwargs) -> dict[str, Any]:
         """The metadata of a call's stored result (``KeyError`` if there is none)."""
         return self._self_memo.metadata(self.cache_key(*args, **kwargs))
 
@@ -95,7 +96,7 @@ class _CacheMethods:
         return self._self_memo.results_store()
 
 
-class BoundCachedFunction(_CacheMethods, wrapt.BoundFunctionWrapper[P, R]):
+class BoundCachedFunction(_CacheMethods[P, R], wrapt.BoundFunctionWrapper[P, R]):
     """The wrapper of a cached method bound to an instance (or of a classmethod to its class)."""
 
     def _instance(self) -> Any:
@@ -107,9 +108,10 @@ class BoundCachedFunction(_CacheMethods, wrapt.BoundFunctionWrapper[P, R]):
         instance = self._instance()
         return args if instance is None else (instance, *args)
 
-    def uncached(self, *args: Any, **kwargs: Any) -> Any:
+    def uncached(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Call the plain method, bypassing the cache."""
-        return self.__wrapped__(*args, **kwargs)
+        result: R = self.__wrapped__(*args, **kwargs)
+        return result
 
     def __reduce_ex__(self, protocol: Any) -> Any:
         instance = self._instance()
@@ -118,7 +120,7 @@ class BoundCachedFunction(_CacheMethods, wrapt.BoundFunctionWrapper[P, R]):
         return getattr, (instance, self.__name__)
 
 
-class CachedFunction(_CacheMethods, wrapt.FunctionWrapper[P, R]):
+class CachedFunction(_CacheMethods[P, R], wrapt.FunctionWrapper[P, R]):
     """What ``@persistent_cache`` returns: the function, cached, with inspection methods."""
 
     __bound_function_wrapper__ = BoundCachedFunction  # type: ignore[assignment]  # (P, R rebound)
@@ -159,9 +161,10 @@ class CachedFunction(_CacheMethods, wrapt.FunctionWrapper[P, R]):
             instance = None
         return args if instance is None else (instance, *args)
 
-    def uncached(self, *args: Any, **kwargs: Any) -> Any:
+    def uncached(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Call the plain function, bypassing the cache."""
-        return self.__wrapped__(*args, **kwargs)
+        result: R = self.__wrapped__(*args, **kwargs)
+        return result
 
     def __reduce_ex__(self, protocol: Any) -> Any:
         if not self._self_by_value:
