@@ -10,7 +10,7 @@ from __future__ import annotations
 import string
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from functools import lru_cache
-from typing import Any, Final, Union
+from typing import Any, ClassVar, Final, SupportsIndex, Union
 
 __all__ = [
     "SAFE_CHARS_SET",
@@ -98,15 +98,39 @@ def _flatten(args: Sequence[object], out: list[str]) -> None:
 
 
 class SafeStrTuple(Sequence[str], Hashable):
-    """An immutable, flat sequence of safe strings: the shape of every persidict key.
+    """A flat sequence of safe strings: the shape of every persidict key.
 
     Accepts strings, other SafeStrTuples and (nested) sequences of those; everything is flattened:
     ``SafeStrTuple("a", ("b", ["c"])).strings == ("a", "b", "c")``. It hashes and compares like
     the plain tuple of its strings, so ``SafeStrTuple("a", "b") == ("a", "b")``.
+
+    Instances of ``SafeStrTuple`` and :class:`NonEmptySafeStrTuple` themselves are immutable and
+    compact (one slot, no ``__dict__``). Subclasses are ordinary Python classes, as in persidict
+    0.309: their instances keep ``strings`` as a plain instance attribute next to their own
+    attributes, may reassign it (``self.strings = ...`` is validated like the constructor's
+    arguments), and pickle and copy with default object semantics (unpickling does not call
+    ``__init__``; a subclass's own ``__getstate__`` / ``__setstate__`` are honoured).
     """
 
     __slots__ = ("_strings",)
     _strings: tuple[str, ...]
+    _frozen: ClassVar[bool] = True  # True only for SafeStrTuple and NonEmptySafeStrTuple
+
+    def __init_subclass__(cls, *, _frozen: bool = False, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._frozen = _frozen
+        if _frozen:
+            return
+        # An ordinary subclass keeps its strings in the instance __dict__ (as 0.309 did), so
+        # ``vars(obj)``, ``self.__dict__.update(state)`` and default pickling all see them.
+        # (A subclass that declares ``__slots__`` all the way down keeps them in the slot.)
+        if cls.__dictoffset__ and cls.__dict__.get("_strings", cls._strings) is _SLOT:
+            type.__setattr__(cls, "_strings", _DICT_STRINGS)
+        if cls.__dictoffset__ and cls.__dict__.get("strings", cls.strings) is _BASE_STRINGS:
+            type.__setattr__(cls, "strings", _INSTANCE_STRINGS)
+        for name in ("__copy__", "__deepcopy__"):  # the copy module's default: via reduce
+            if getattr(cls, name) is getattr(SafeStrTuple, name):
+                setattr(cls, name, None)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         if kwargs:
@@ -117,21 +141,42 @@ class SafeStrTuple(Sequence[str], Hashable):
 
     @classmethod
     def _from_valid(cls, strings: tuple[str, ...]) -> SafeStrTuple:
-        """Build without validation: only for strings already known to be safe."""
-        obj = _new(cls)
+        """Build a plain SafeStrTuple without validation: only for strings known to be safe."""
+        obj = _new(SafeStrTuple)
         _set_strings(obj, strings)
         return obj
 
+    def _validated(self, value: object) -> tuple[str, ...]:
+        """``value`` checked and flattened as the constructor would, for ``self``'s class."""
+        out: list[str] = []
+        _flatten((value,), out)
+        if not out and isinstance(self, NonEmptySafeStrTuple):
+            raise ValueError("NonEmptySafeStrTuple must contain at least one string")
+        return tuple(out)
+
     def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"{type(self).__name__} is immutable")
+        if self._frozen:
+            if name == "strings" and not _has_strings(self):  # an instance being restored
+                _set_strings(self, self._validated(value))  # (e.g. 0.309's jsonpickle data)
+                return
+            raise AttributeError(f"{type(self).__name__} is immutable")
+        if name == "strings":
+            value = self._validated(value)
+        object.__setattr__(self, name, value)
 
     def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"{type(self).__name__} is immutable")
+        if self._frozen:
+            raise AttributeError(f"{type(self).__name__} is immutable")
+        object.__delattr__(self, name)
 
     @property
     def strings(self) -> tuple[str, ...]:
-        """The underlying tuple of strings."""
+        """The underlying tuple of strings (assignable only on instances of subclasses)."""
         return self._strings
+
+    @strings.setter
+    def strings(self, value: tuple[str, ...]) -> None:  # reached only through __setattr__
+        object.__setattr__(self, "_strings", value)
 
     @property
     def str_chain(self) -> tuple[str, ...]:
@@ -157,6 +202,13 @@ class SafeStrTuple(Sequence[str], Hashable):
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, SafeStrTuple):
+            # A subclass that decides equality its own way has the last word (SPEC 2.2). Only
+            # when this class does not override __eq__ itself, so two overriding classes that
+            # call super().__eq__ compare strings instead of bouncing between each other.
+            if not other._frozen:
+                other_eq = type(other).__eq__
+                if other_eq is not _base_eq and type(self).__eq__ is _base_eq:
+                    return other_eq(other, self)
             return self._strings == other._strings
         if isinstance(other, tuple) and all(type(s) is str for s in other):
             return self._strings == other  # fast path; unsafe strings simply never match
@@ -182,21 +234,102 @@ class SafeStrTuple(Sequence[str], Hashable):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._strings!r})"
 
+    # Copying and pickling. The two frozen classes: copies are the object itself, and a pickle
+    # is the constructor call (compact, validated on load). Subclasses: default object
+    # semantics, with 0.309's state layout ``{"strings": ..., **other attributes}``.
     def __copy__(self) -> SafeStrTuple:
         return self
 
     def __deepcopy__(self, memo: dict[int, object]) -> SafeStrTuple:
         return self
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), self._strings)
+    def __reduce_ex__(self, protocol: SupportsIndex) -> str | tuple[Any, ...]:
+        if self._frozen:
+            return (type(self), self._strings)
+        return super().__reduce_ex__(protocol)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(getattr(self, "__dict__", ()))
+        for name in _slot_names(type(self)):
+            if name != "_strings" and hasattr(self, name):
+                state[name] = getattr(self, name)
+        if "strings" not in state and _has_strings(self):
+            state["strings"] = self._strings
+        return state
+
+    def __setstate__(self, state: Any) -> None:
+        """Restore ``{"strings": ..., other attributes}`` (also 0.309's pickles of keys)."""
+        if isinstance(state, tuple) and len(state) == 2:  # (dict state, slot state)
+            state = {**(state[0] or {}), **(state[1] or {})}
+        if not isinstance(state, dict):
+            raise TypeError(f"cannot restore a {type(self).__name__} from {type(state)}")
+        strings = state.get("strings", state.get("_strings", _MISSING))
+        if self._frozen:
+            if _has_strings(self):
+                raise AttributeError(f"{type(self).__name__} is immutable")
+            _set_strings(self, self._validated(() if strings is _MISSING else strings))
+            return
+        slots = _slot_names(type(self))
+        for name, value in state.items():
+            if name in ("strings", "_strings"):
+                continue
+            if name in slots or not hasattr(self, "__dict__"):
+                object.__setattr__(self, name, value)
+            else:
+                self.__dict__[name] = value
+        if strings is not _MISSING:
+            self.strings = self._validated(strings)
 
 
 _new = object.__new__
-_set_strings = SafeStrTuple.__dict__["_strings"].__set__  # the slot's own setter: no lookup
+_SLOT = SafeStrTuple.__dict__["_strings"]
+_set_strings = _SLOT.__set__  # the slot's own setter: no lookup
+_BASE_STRINGS = SafeStrTuple.__dict__["strings"]
+_base_eq = SafeStrTuple.__eq__
+_MISSING: Final = object()
 
 
-class NonEmptySafeStrTuple(SafeStrTuple):
+def _has_strings(obj: SafeStrTuple) -> bool:
+    try:
+        obj._strings  # noqa: B018
+    except AttributeError:
+        return False
+    return True
+
+
+def _slot_names(cls: type) -> list[str]:
+    import copyreg  # the names pickle itself uses; cached on the class
+
+    return copyreg._slotnames(cls)  # type: ignore[attr-defined, no-any-return]
+
+
+def _dict_strings_get(self: SafeStrTuple) -> tuple[str, ...]:
+    try:
+        return self.__dict__["strings"]  # type: ignore[no-any-return]
+    except KeyError:
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute 'strings'") from None
+
+
+def _dict_strings_set(self: SafeStrTuple, value: tuple[str, ...]) -> None:
+    self.__dict__["strings"] = value
+
+
+class _InstanceStrings:
+    """``strings`` of a subclass instance: the plain instance attribute (a non-data descriptor,
+    so the instance ``__dict__`` wins; this runs only when ``strings`` was never set)."""
+
+    def __get__(self, obj: object, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        raise AttributeError(f"{type(obj).__name__!r} object has no attribute 'strings'")
+
+
+# Subclass instances: ``_strings`` (what every method reads) is the ``strings`` entry of __dict__.
+_DICT_STRINGS = property(_dict_strings_get, _dict_strings_set)
+_INSTANCE_STRINGS = _InstanceStrings()
+
+
+class NonEmptySafeStrTuple(SafeStrTuple, _frozen=True):
     """A :class:`SafeStrTuple` holding at least one string: the type of a store key."""
 
     __slots__ = ()
