@@ -16,7 +16,18 @@ insert-if-absent, so any number of processes and machines can share one store.
 from __future__ import annotations
 
 from .decorator import persistent_cache
+from .lifecycle import CacheEntry, FunctionSummary, PruneReport, list_functions, prune
 from .memoizer import CacheInfo, CacheStoreWarning
 from .stores import StoreUnavailableError
 
-__all__ = ["CacheInfo", "CacheStoreWarning", "StoreUnavailableError", "persistent_cache"]
+__all__ = [
+    "CacheEntry",
+    "CacheInfo",
+    "CacheStoreWarning",
+    "FunctionSummary",
+    "PruneReport",
+    "StoreUnavailableError",
+    "list_functions",
+    "persistent_cache",
+    "prune",
+]

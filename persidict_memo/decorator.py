@@ -21,6 +21,7 @@ from persidict import PersiDict
 from . import engines
 from .memoizer import DEFAULT_MEMORY_BYTES, CacheInfo, Memoizer, StoreErrorPolicy
 from .stores import check_store
+from .toolkit import CacheToolkit
 
 __all__ = ["BoundCachedFunction", "CachedFunction", "persistent_cache"]
 
@@ -44,7 +45,7 @@ def _plain_function(target: Any) -> Callable[..., Any]:
     return func  # type: ignore[no-any-return]
 
 
-class _CacheMethods(Generic[P, R]):
+class _CacheMethods(CacheToolkit, Generic[P, R]):
     """The inspection methods shared by the unbound and the bound wrappers.
 
     Each takes the arguments of a call, exactly as the decorated callable would.

@@ -22,7 +22,7 @@ import random
 import threading
 import time
 import warnings
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextvars import ContextVar
 from typing import Any, Final, Literal, NamedTuple
 
@@ -38,6 +38,7 @@ from persidict import (
 
 from . import background
 from .call_keys import CallKeyMaker
+from .inventory import layout_of
 from .leases import Lease, Leases
 from .metadata import build_metadata, parse_metadata, pickled_size
 from .stores import ResultStore, open_store, unavailable
@@ -466,7 +467,12 @@ class Memoizer:
         background.flush()
         self._forget_in_memory()
         prefix = self.keys.prefix if not all_versions else self.keys.prefix[:3]
-        return self.store.clear_prefix(prefix)
+        return layout_of(self.store).clear(prefix)  # one listing, bulk deletes
+
+    def drop_remembered(self, keys: Iterable[tuple[str, ...]]) -> None:
+        """Drop these keys from this process's memory (their results left the store)."""
+        for key in keys:
+            self._memory.pop(key, None)
 
     def metadata(self, key: tuple[str, ...]) -> dict[str, Any]:
         """The metadata record of the result under ``key`` (KeyError if there is none)."""

@@ -1,0 +1,314 @@
+"""One listing of everything stored under a key prefix: results, metadata and leases together.
+
+The cache keeps three siblings per call (see :mod:`persidict_memo.stores`). Listing each sibling
+store on its own walks the same directory (or S3 prefix) three times; the lifecycle tools
+(``cache_entries``, ``cache_prune``, ``cache_clear``, ``map``'s bulk lookup) instead read the
+layout once:
+
+* a :class:`~persidict.FileDirDict` family: one ``os.scandir`` walk of the prefix's directory;
+* :class:`~persidict.BasicS3Dict` / :class:`~persidict.S3Dict`: one paginated
+  ``ListObjectsV2`` of the prefix (1,000 objects a request), and deletions in batches of 1,000
+  (``DeleteObjects``); an ``S3Dict``'s local copies are removed with them;
+* any other store: the three sibling stores listed through the PersiDict API.
+
+Each layout also removes items in bulk, so clearing a function costs about what ``rm -r`` of its
+folder costs.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+import persidict
+from persidict.file_backend import TEMP_PREFIX
+from persidict.keys import sign_component, unsign_component
+
+from .stores import ResultStore
+
+__all__ = ["Item", "Layout", "layout_of"]
+
+Kind = Literal["result", "meta", "lease"]
+_DELETE_BATCH: Final = 1000
+_META: Final = "meta"
+_LEASE: Final = "lease"
+
+
+@dataclass(frozen=True)
+class Item:
+    """One stored object under the listed prefix.
+
+    Attributes:
+        key: the key of the call it belongs to (the result's key, without any suffix).
+        kind: ``"result"``, ``"meta"`` or ``"lease"``.
+        mtime: POSIX time of its last write.
+        size: bytes stored, when the listing tells (files and S3 do).
+    """
+
+    key: tuple[str, ...]
+    kind: Kind
+    mtime: float
+    size: int | None
+
+
+class Layout:
+    """Lists and removes the results, metadata and leases under a prefix (generic version)."""
+
+    def __init__(self, rs: ResultStore) -> None:
+        self.rs = rs
+
+    def scan(self, prefix: tuple[str, ...]) -> Iterator[Item]:
+        """Every item under ``prefix`` (items vanishing during the scan may be left out)."""
+        rs = self.rs
+        if rs.meta is rs.results:  # one store holds all three, the siblings by key suffix
+            for key, mtime in _keys_and_times(rs.results, prefix):
+                last = key[-1]
+                if last.endswith("~meta"):
+                    yield Item((*key[:-1], last[:-5]), "meta", mtime, None)
+                elif last.endswith("~lease"):
+                    yield Item((*key[:-1], last[:-6]), "lease", mtime, None)
+                else:
+                    yield Item(key, "result", mtime, None)
+            return
+        for kind, store in (("result", rs.results), ("meta", rs.meta), ("lease", rs.leases)):
+            if store is not None:
+                for key, mtime in _keys_and_times(store, prefix):
+                    yield Item(key, kind, mtime, None)  # type: ignore[arg-type]
+
+    def remove(self, items: Iterable[Item]) -> int:
+        """Delete these items (best effort); return how many results were deleted."""
+        rs = self.rs
+        removed = 0
+        for item in items:
+            if item.kind == "result":
+                removed += bool(rs.admin.discard(item.key))
+            elif item.kind == "meta":
+                rs.meta.discard(rs.meta_key(item.key))
+            elif rs.leases is not None:
+                rs.leases.discard(rs.lease_key(item.key))
+        return removed
+
+    def clear(self, prefix: tuple[str, ...]) -> int:
+        """Delete everything under ``prefix``; return how many results were deleted."""
+        return self.remove(list(self.scan(prefix)))
+
+
+def _keys_and_times(store: Any, prefix: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], float]]:
+    try:
+        sub = store.get_subdict(prefix)
+    except NotImplementedError:
+        for key, mtime in store.keys_and_timestamps():
+            if tuple(key)[: len(prefix)] == prefix:
+                yield tuple(key), mtime
+        return
+    for key, mtime in sub.keys_and_timestamps():
+        yield (*prefix, *key), mtime
+
+
+class _FileLayout(Layout):
+    """A FileDirDict family: ``<digest>.pkl``, ``.meta`` and ``.lease`` side by side."""
+
+    def __init__(self, rs: ResultStore, base: Any) -> None:
+        super().__init__(rs)
+        self.kinds: dict[str, Kind] = {
+            base.serialization_format: "result", _META: "meta", _LEASE: "lease"
+        }
+        self.digest_len: int = base.digest_len
+        self.base_dir: str = base.base_dir
+
+    def _dir(self, prefix: tuple[str, ...]) -> str:
+        n = self.digest_len
+        return os.path.join(self.base_dir, *(sign_component(c, n) for c in prefix))
+
+    def _walk(
+        self, prefix: tuple[str, ...], dirs: list[str] | None = None
+    ) -> Iterator[tuple[str, Item | None]]:
+        """(path, item) of every file under the prefix; item None: not ours (e.g. a temp file).
+
+        The directories walked are appended to ``dirs``, parents before children.
+        """
+        n, kinds = self.digest_len, self.kinds
+        stack = [(self._dir(prefix), prefix)]
+        while stack:
+            path, key = stack.pop()
+            try:
+                with os.scandir(path) as it:
+                    entries = list(it)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            if dirs is not None:
+                dirs.append(path)
+            for entry in entries:
+                name = entry.name
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        comp = unsign_component(name, n)
+                        if comp is not None:
+                            stack.append((entry.path, (*key, comp)))
+                        continue
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                stem, dot, ext = name.rpartition(".")
+                kind = kinds.get(ext) if dot and not name.startswith(TEMP_PREFIX) else None
+                comp = unsign_component(stem, n) if kind is not None else None
+                if kind is None or comp is None:
+                    yield entry.path, None
+                else:
+                    yield entry.path, Item((*key, comp), kind, st.st_mtime, st.st_size)
+
+    def scan(self, prefix: tuple[str, ...]) -> Iterator[Item]:
+        for _, item in self._walk(prefix):
+            if item is not None:
+                yield item
+
+    def _path(self, item: Item) -> str:
+        n = self.digest_len
+        ext = next(e for e, k in self.kinds.items() if k == item.kind)
+        *dirs, last = item.key
+        folder = os.path.join(self.base_dir, *(sign_component(c, n) for c in dirs))
+        return os.path.join(folder, f"{sign_component(last, n)}.{ext}")
+
+    def remove(self, items: Iterable[Item]) -> int:
+        removed = 0
+        parents: set[str] = set()
+        for item in items:
+            path = self._path(item)
+            try:
+                os.unlink(path)
+            except OSError:
+                continue
+            removed += item.kind == "result"
+            parents.add(os.path.dirname(path))
+        for parent in parents:  # emptied shard directories go, as FileDirDict's deletes do
+            try:
+                os.rmdir(parent)
+            except OSError:
+                pass
+        return removed
+
+    def clear(self, prefix: tuple[str, ...]) -> int:
+        """One walk unlinking our files (and stale temp files), then the emptied directories."""
+        removed = 0
+        stale = time.time() - 3600.0
+        dirs: list[str] = []
+        for path, item in self._walk(prefix, dirs):
+            if item is None:
+                if not os.path.basename(path).startswith(TEMP_PREFIX):
+                    continue
+                try:
+                    if os.stat(path, follow_symlinks=False).st_mtime >= stale:
+                        continue  # a writer may be about to rename it into place
+                except OSError:
+                    continue
+            try:
+                os.unlink(path)
+            except OSError:
+                continue
+            removed += item is not None and item.kind == "result"
+        for path in reversed(dirs):  # children were seen after their parents
+            try:
+                os.rmdir(path)
+            except OSError:
+                pass
+        return removed
+
+
+class _S3Layout(Layout):
+    """S3 (``BasicS3Dict`` or ``S3Dict``): ``<root>/<key>.pkl``, ``.meta``, ``.lease``."""
+
+    def __init__(self, rs: ResultStore, base: Any) -> None:
+        super().__init__(rs)
+        s3 = getattr(base, "_s3", base)  # S3Dict wraps the BasicS3Dict that talks to S3
+        self.client = s3.s3_client
+        self.bucket: str = s3.bucket_name
+        self.root: str = s3.root_prefix
+        self.kinds: dict[str, Kind] = {
+            base.serialization_format: "result", _META: "meta", _LEASE: "lease"
+        }
+        self.local: _FileLayout | None = None
+        if base is not s3:  # S3Dict: the local copies live under base_dir/bucket/root...
+            self.local_dir = os.path.join(
+                base.base_dir,
+                *(sign_component(p, base.digest_len) for p in (self.bucket, *self.root.split("/"))
+                  if p),
+            )
+            self.local_digest_len: int = base.digest_len
+            self.local_exts = [*self.kinds, *(f"{e}_etag" for e in self.kinds)]
+
+    def scan(self, prefix: tuple[str, ...]) -> Iterator[Item]:
+        kinds = self.kinds
+        start = len(self.root)
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.root + "/".join(prefix) + "/"
+        )
+        for page in pages:
+            for obj in page.get("Contents", ()):
+                parts = obj["Key"][start:].split("/")
+                stem, dot, ext = parts[-1].rpartition(".")
+                kind = kinds.get(ext) if dot else None
+                if kind is None or not stem:
+                    continue
+                yield Item(
+                    (*parts[:-1], stem), kind, obj["LastModified"].timestamp(), int(obj["Size"])
+                )
+
+    def _object_key(self, item: Item) -> str:
+        ext = next(e for e, k in self.kinds.items() if k == item.kind)
+        return self.root + "/".join(item.key) + "." + ext
+
+    def remove(self, items: Iterable[Item]) -> int:
+        batch: list[Item] = []
+        removed = 0
+        for item in items:
+            batch.append(item)
+            if len(batch) == _DELETE_BATCH:
+                removed += self._delete(batch)
+                batch = []
+        if batch:
+            removed += self._delete(batch)
+        return removed
+
+    def _delete(self, items: list[Item]) -> int:
+        answer = self.client.delete_objects(
+            Bucket=self.bucket,
+            Delete={"Objects": [{"Key": self._object_key(i)} for i in items], "Quiet": True},
+        )
+        failed = {e.get("Key") for e in answer.get("Errors", ())}
+        if failed:
+            first = answer["Errors"][0]
+            raise persidict.BackendError(
+                f"could not delete {len(failed)} objects from s3://{self.bucket}: "
+                f"{first.get('Code')}: {first.get('Message')}",
+                backend="s3",
+                operation="delete",
+            )
+        if hasattr(self, "local_dir"):
+            self._drop_local_copies({i.key for i in items})
+        return sum(i.kind == "result" for i in items)
+
+    def _drop_local_copies(self, keys: set[tuple[str, ...]]) -> None:
+        n = self.local_digest_len
+        for key in keys:
+            *dirs, last = key
+            folder = os.path.join(self.local_dir, *(sign_component(c, n) for c in dirs))
+            stem = sign_component(last, n)
+            for ext in self.local_exts:
+                try:
+                    os.unlink(os.path.join(folder, f"{stem}.{ext}"))
+                except OSError:
+                    pass
+
+
+def layout_of(rs: ResultStore) -> Layout:
+    """The fastest layout that knows how ``rs`` stores its siblings."""
+    base = rs.base
+    if rs.meta is not rs.results:
+        if isinstance(base, persidict.FileDirDict):
+            return _FileLayout(rs, base)
+        if isinstance(base, persidict.BasicS3Dict | persidict.S3Dict):
+            return _S3Layout(rs, base)
+    return Layout(rs)
