@@ -222,7 +222,8 @@ class _S3Layout(Layout):
 
     def __init__(self, rs: ResultStore, base: Any) -> None:
         super().__init__(rs)
-        s3 = getattr(base, "_s3", base)  # S3Dict wraps the BasicS3Dict that talks to S3
+        # An S3Dict wraps the BasicS3Dict that talks to S3 (it shares its client).
+        s3 = base if isinstance(base, persidict.BasicS3Dict) else base._s3
         self.client = s3.s3_client
         self.bucket: str = s3.bucket_name
         self.root: str = s3.root_prefix

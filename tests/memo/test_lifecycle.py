@@ -27,13 +27,15 @@ from persidict_memo.leases import LeaseRecord
 from persidict_memo.stores import ResultStore
 
 
-@pytest.fixture(params=["file", "memory", "s3"])
+@pytest.fixture(params=["file", "memory", "s3", "s3basic"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     if request.param == "file":
         return str(tmp_path / "cache")
     if request.param == "memory":
         return LocalDict()
     target = request.getfixturevalue("s3_http")
+    if request.param == "s3basic":
+        return target.basic_store(root_prefix="memo")
     return target.cached_store(root_prefix="memo", base_dir=str(tmp_path / "local"))
 
 
