@@ -472,7 +472,7 @@ class Memoizer:
     def drop_remembered(self, keys: Iterable[tuple[str, ...]]) -> None:
         """Drop these keys from this process's memory (their results left the store)."""
         for key in keys:
-            self._memory.pop(key, None)
+            self._forget_in_memory(key)
 
     def metadata(self, key: tuple[str, ...]) -> dict[str, Any]:
         """The metadata record of the result under ``key`` (KeyError if there is none)."""
