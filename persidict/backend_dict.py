@@ -152,8 +152,7 @@ class BackendDict(PersiDict[ValueType]):
             for key, st in self._backend.scan(with_stat=with_timestamps):
                 yield make(key), None, (st.mtime if st is not None else None)
             return
-        listed = (key for key, _ in self._backend.scan())
-        for key, payload, st in self._backend.read_many(listed):
+        for key, payload, st in self._backend.scan_items():
             k = make(key)
             yield k, self._decode(k, payload), st.mtime
 
@@ -165,10 +164,8 @@ class BackendDict(PersiDict[ValueType]):
 
     def random_key(self) -> SafeStrTuple | None:
         """A uniformly random key from one listing, None if empty."""
-        import random
-
-        listed = list(self._backend.scan_keys())
-        return SafeStrTuple._from_valid(random.choice(listed)) if listed else None
+        key = self._backend.random_key()
+        return None if key is None else SafeStrTuple._from_valid(key)
 
     def _sorted_keys(self, max_n: int | None, newest: bool) -> list[SafeStrTuple]:
         if max_n is not None and max_n <= 0:

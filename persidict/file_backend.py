@@ -5,9 +5,9 @@ Layout (byte-compatible with persidict 0.309)::
     <base_dir>/<c1>_<sfx(c1)>/.../<cn>_<sfx(cn)>.<extension>
 
 where ``sfx`` is the digest suffix of :func:`persidict.keys.sign_component` (none when
-``digest_len == 0``). Writes go to a temp file ``.__tmp__<random>`` (no extension, so it is never
-an item) in the target directory, are fsync'ed and then renamed over the final name, so readers
-see the old or the new bytes, never a mix.
+``digest_len == 0``). Writes go to a temp file ``.__tmp__#<random>`` in the target directory
+(the ``#`` is not a safe key character, so no key can ever name such a file), are fsync'ed and
+then renamed over the final name, so readers see the old or the new bytes, never a mix.
 
 Guarantees and limits:
 
@@ -15,11 +15,17 @@ Guarantees and limits:
   the finished temp file is hard-linked to the final name, which fails if the name exists;
 * writes and deletes conditional on an ETag are check-then-act (no OS locks, so shared folders
   such as Dropbox keep working);
+* nothing is read or written outside ``base_dir``: every directory below the root is opened
+  relative to its parent without following links (:mod:`persidict.file_dirs`), so a symbolic
+  link planted in the store, or swapped in for a directory by another process mid-operation, is
+  refused with a ``BackendError``; so is an item path holding a link, FIFO, socket or device
+  (opened without blocking, then checked to be a regular file);
 * a key whose file name or path exceeds the file system's limits is a ``ValueError`` before
-  anything is written; nothing is ever written or deleted outside ``base_dir``, even through a
-  symlinked directory planted inside the store;
+  anything is written; every other ``OSError`` surfaces as a ``BackendError``;
 * scans skip every file that does not parse as a key of this store (wrong extension, missing or
-  wrong digest suffix, temp files) and files deleted mid-scan.
+  wrong digest suffix, temp files) and files deleted mid-scan. The digest of each name is
+  checked once per directory *state*: a directory whose change time is unchanged since a
+  listing (and was already settled then) has the same names, so they are not re-hashed.
 """
 
 from __future__ import annotations
@@ -32,38 +38,61 @@ from collections.abc import Iterator
 from typing import Any, ClassVar, Final
 
 from .errors import BackendError
+from .file_dirs import (
+    RECHECK_AFTER,
+    DirHandle,
+    LinkRefused,
+    _handles,
+    describe_mode,
+    forget,
+    open_child,
+    open_root,
+)
 from .file_paths import (
     WINDOWS,
     add_long_path_prefix,
     drop_long_path_prefix,
     fs_limits,
-    retrying,
 )
 from .keys import sign_component, unsign_component
 from .markers import ITEM_NOT_AVAILABLE
 from .storage import NOT_MODIFIED, Backend, IfMatch, Key, NotModified, Stat
 
-__all__ = ["TEMP_PREFIX", "FileBackend", "add_long_path_prefix", "drop_long_path_prefix"]
+__all__ = ["TEMP_PREFIX", "FileBackend", "add_long_path_prefix", "drop_long_path_prefix",
+           "is_temp_name"]
 
 TEMP_PREFIX: Final = ".__tmp__"
+_TEMP_MARK: Final = TEMP_PREFIX + "#"  # "#" is no safe character: no key yields this name
 STALE_TEMP_AGE: Final = 600.0  # seconds: a temp file this old has no live writer
 
-_PATH_CACHE_MAX: Final = 65536
-_NAME_CACHE_MAX: Final = 1 << 17
-_MAKEDIRS_ATTEMPTS: Final = 6  # a concurrent delete may prune the directory we just made
+_LOC_CACHE_MAX: Final = 65536
+_MEMO_MAX: Final = 65536  # directory states remembered by listings
+_SETTLED_NS: Final = 3_000_000_000  # a directory unchanged this long has coarse-clock-safe times
+_CREATE_ATTEMPTS: Final = 6  # a concurrent delete may prune the directory we just made
 _READ_ATTEMPTS: Final = 5  # re-reads when a foreign writer modifies a file in place
 _O_NOFOLLOW: Final[int] = getattr(os, "O_NOFOLLOW", 0)
 _O_CLOEXEC: Final[int] = getattr(os, "O_CLOEXEC", 0)
 _O_BINARY: Final[int] = getattr(os, "O_BINARY", 0)
-_READ_FLAGS: Final = os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC | _O_BINARY
+_O_NONBLOCK: Final[int] = getattr(os, "O_NONBLOCK", 0)
+_READ_FLAGS: Final = os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC | _O_BINARY | _O_NONBLOCK
 _TEMP_FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC | _O_BINARY
 # Errors of os.link meaning "this file system has no hard links": fall back to check-then-act.
 _NO_LINK_ERRNOS: Final = frozenset(
     e for e in (getattr(errno, n, None) for n in ("EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS"))
     if e is not None
 )
+_S_ISREG = stat_mod.S_ISREG
+_S_ISDIR = stat_mod.S_ISDIR
+_monotonic = time.monotonic
+
+Loc = tuple[str, tuple[str, ...], str]  # (directory path, directories below the root, file name)
+Listing = tuple[list[tuple[str, os.DirEntry[str]]], list[tuple[str, str]], list[os.DirEntry[str]]]
 
 
+def is_temp_name(name: str) -> bool:
+    """A temp file of any writer (ours, or 0.309's ``mkstemp``): the prefix and no extension,
+    so no item of any format can have this name."""
+    return name.startswith(TEMP_PREFIX) and "." not in name[len(TEMP_PREFIX):]
 
 
 def _stat_of(st: os.stat_result) -> Stat:
@@ -78,7 +107,8 @@ class FileBackend(Backend):
         extension: the file extension without the dot (the serialization format).
         digest_len: length of the digest suffix put on every component (0..26).
         root: for a sub-store, the top store's base_dir (``base_dir`` is below it): emptied
-            directories are pruned up to it, and no write or delete may resolve outside it.
+            directories are pruned up to it, and no directory below it is entered through a
+            link.
     """
 
     name: ClassVar[str] = "filesystem"
@@ -94,16 +124,17 @@ class FileBackend(Backend):
             base_dir, root = add_long_path_prefix(base_dir), add_long_path_prefix(root)
         self._base = base_dir  # the path handed to the OS
         self._root = root
+        below = base_dir[len(root):].lstrip(os.sep) if base_dir.startswith(root) else ""
+        self._rel_base: tuple[str, ...] = tuple(below.split(os.sep)) if below else ()
         self._ext = extension
         self._dot_ext = "." + str(extension)
         self._digest_len = digest_len
-        self._paths: dict[Key, str] = {}
-        self._item_names: dict[str, str | None] = {}
+        self._locs: dict[Key, Loc] = {}
+        self._memo: dict[tuple[int, int], tuple[int, frozenset[str], frozenset[str]]] = {}
         # False only for caches whose damaged entries are read as misses (S3Dict's mutable
         # cache): no fsync. Atomicity is unchanged (a killed process never leaves a torn value).
         self.durable = True
         self._limits: tuple[int, int] | None = None
-        self._real_base: str | None = None
 
     @property
     def base_dir(self) -> str:
@@ -127,15 +158,19 @@ class FileBackend(Backend):
 
     def path_for(self, key: Key) -> str:
         """The file path of ``key``. ValueError if a name or the path is over the OS limits."""
-        path = self._paths.get(key)
-        if path is None:
-            path = self._build_path(key)
-            if len(self._paths) >= _PATH_CACHE_MAX:
-                self._paths.clear()
-            self._paths[key] = path
-        return path
+        loc = self._loc(key)
+        return loc[0] + os.sep + loc[2]
 
-    def _build_path(self, key: Key) -> str:
+    def _loc(self, key: Key) -> Loc:
+        loc = self._locs.get(key)
+        if loc is None:
+            loc = self._build_loc(key)
+            if len(self._locs) >= _LOC_CACHE_MAX:
+                self._locs.clear()
+            self._locs[key] = loc
+        return loc
+
+    def _build_loc(self, key: Key) -> Loc:
         if self._limits is None:
             self._limits = fs_limits(self._base)
         name_max, path_max = self._limits
@@ -151,79 +186,105 @@ class FileBackend(Backend):
         parts = [sign_component(c, n) for c in key]
         parts[-1] += self._dot_ext
         for comp, part in zip(key, parts, strict=True):
-            size = len(part.encode("utf-8"))
-            if size > name_max:
+            if len(part) > name_max:  # safe characters are ASCII: one byte each
                 raise ValueError(
-                    f"Key component {comp!r} gives the file name {part[:40]!r}... of {size} "
-                    f"bytes, over the file system's limit of {name_max} bytes"
+                    f"Key component {comp!r} gives the file name {part[:40]!r}... of "
+                    f"{len(part)} bytes, over the file system's limit of {name_max} bytes"
                 )
-        path = self._base + sep + sep.join(parts)
-        size = len(path.encode("utf-8"))
+        dirs = parts[:-1]
+        dirpath = self._base + sep + sep.join(dirs) if dirs else self._base
+        size = len(dirpath.encode("utf-8")) + 1 + len(parts[-1])
         if size >= path_max:
             raise ValueError(
                 f"Key {key!r} gives a path of {size} bytes, over the file system's limit of "
                 f"{path_max - 1} bytes"
             )
-        return path
+        return dirpath, (*self._rel_base, *dirs), parts[-1]
 
-    def _check_inside(self, dirpath: str) -> None:
-        """ValueError if ``dirpath`` (a directory below base_dir) resolves outside base_dir.
+    # ------------------------------------------------------------- directories
 
-        Cheap when no directory on the way is a symlink (one lstat per level); realpath only
-        when a symlink is found. Levels that do not exist yet will be created as real dirs.
+    def _dir(self, loc: Loc, *, create: bool = False, fresh: bool = False) -> DirHandle | None:
+        """The open directory of ``loc`` (None if absent and not ``create``).
+
+        A cached handle is re-checked against its path when ``fresh`` (writes, misses) or when
+        it was last checked a while ago. LinkRefused for a link on the way.
         """
-        base = self._root
-        if dirpath == base:
-            return
-        cur = base
-        for part in dirpath[len(base) + 1 :].split(os.sep):
-            cur = cur + os.sep + part
-            try:
-                st = os.lstat(cur)
-            except OSError:
-                return
-            if stat_mod.S_ISLNK(st.st_mode):
-                break
-        else:
-            return
-        if self._real_base is None:
-            self._real_base = os.path.realpath(base)
-        root = self._real_base
-        real = os.path.realpath(dirpath)
-        if real != root and not real.startswith(root.rstrip(os.sep) + os.sep):
-            raise ValueError(
-                f"Directory {dirpath!r} resolves outside base_dir {base!r} (to {real!r})"
-            )
+        h = _handles.get(loc[0])
+        if h is not None and h.root == self._root:
+            if not fresh and _monotonic() - h.checked < RECHECK_AFTER:
+                return h
+            if h.still_at_path():
+                return h
+            forget(loc[0])
+        return self._open_chain(loc[1], create=create)
 
-    def _error(self, op: str, key: Key | None, exc: OSError) -> BackendError:
+    def _open_chain(self, rel: tuple[str, ...], *, create: bool,
+                    remember: bool = True) -> DirHandle | None:
+        h = _handles.get(self._root)
+        if h is None or h.root != self._root or not h.still_at_path():
+            h = open_root(self._root, create=create)
+        for name in rel:
+            if h is None:
+                return None
+            h = open_child(h, name, create=create, remember=remember)
+        return h
+
+    def _error(self, op: str, key: Key | None, exc: BaseException) -> BackendError:
+        if isinstance(exc, LinkRefused):
+            return BackendError(
+                f"{exc.what.capitalize()} at {exc.path!r} in the store under {self._base!r} "
+                f"(key {key!r}): links are not followed inside a store, they could lead outside "
+                "base_dir", backend=self.name, operation=op, key=key)
         return BackendError(
             f"File system {op} failed under {self._base!r} for key {key!r}: {exc}",
             backend=self.name, operation=op, key=key,
         )
 
+    def _not_regular(self, op: str, key: Key, path: str, mode: int) -> BackendError:
+        return BackendError(
+            f"{describe_mode(mode).capitalize()} sits at the item path {path!r} of key {key!r}: "
+            "only regular files are items (it was not read or followed)",
+            backend=self.name, operation=op, key=key)
+
     # ---------------------------------------------------------------- reads
 
-    def exists(self, key: Key) -> bool:
+    def _lstat_item(self, key: Key, op: str) -> os.stat_result | None:
+        """The item's own stat (links not followed); None if absent or a directory;
+        BackendError for links, FIFOs, sockets and devices, as reads give."""
         try:
-            path = self.path_for(key)
+            loc = self._loc(key)
         except ValueError:  # too long to ever have been written
-            return False
-        return os.path.isfile(path)
+            return None
+        fresh = False
+        try:
+            while True:
+                h = self._dir(loc, fresh=fresh)
+                if h is None:
+                    return None
+                try:
+                    st = h.stat(loc[2])
+                except FileNotFoundError:
+                    if fresh:
+                        return None
+                    fresh = True  # a stale handle (directory deleted and made anew)?
+                    continue
+                break
+        except NotADirectoryError:
+            return None
+        except (OSError, LinkRefused) as exc:
+            raise self._error(op, key, exc) from exc
+        if _S_ISREG(st.st_mode):
+            return st
+        if _S_ISDIR(st.st_mode):
+            return None
+        raise self._not_regular(op, key, loc[0] + os.sep + loc[2], st.st_mode)
+
+    def exists(self, key: Key) -> bool:
+        return self._lstat_item(key, "stat") is not None
 
     def stat(self, key: Key) -> Stat | None:
-        try:
-            path = self.path_for(key)
-        except ValueError:
-            return None
-        try:
-            st = os.stat(path)
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        except OSError as exc:
-            raise self._error("stat", key, exc) from exc
-        if not stat_mod.S_ISREG(st.st_mode):
-            return None
-        return _stat_of(st)
+        st = self._lstat_item(key, "stat")
+        return None if st is None else _stat_of(st)
 
     def read(
         self, key: Key, *, if_none_match: str | None = None
@@ -235,31 +296,47 @@ class FileBackend(Backend):
             if current.etag == if_none_match:
                 return NOT_MODIFIED
         try:
-            path = self.path_for(key)
+            loc = self._loc(key)
         except ValueError:
             return None
+        fresh = False
         try:
-            for _ in range(_READ_ATTEMPTS):
-                fd = retrying(os.open, path, _READ_FLAGS) if WINDOWS else os.open(
-                    path, _READ_FLAGS)
-                try:
-                    st = os.fstat(fd)
-                    if not stat_mod.S_ISREG(st.st_mode):
-                        return None
-                    data = self._read_fd(fd, st.st_size)
-                    after = os.fstat(fd)
-                finally:
-                    os.close(fd)
-                if after.st_mtime_ns == st.st_mtime_ns and after.st_size == st.st_size:
-                    return data, _stat_of(st)
-            raise BackendError(
-                f"File {path!r} kept changing while being read (modified in place?)",
-                backend=self.name, operation="read", key=key,
-            )
-        except (FileNotFoundError, NotADirectoryError):
+            while True:
+                h = self._dir(loc, fresh=fresh)
+                if h is None:
+                    return None
+                got = self._read_in(h, loc[2], key)
+                if got is not None or fresh:
+                    return got
+                fresh = True  # not found through a cached handle: make sure it is current
+        except NotADirectoryError:
             return None
-        except OSError as exc:
+        except (OSError, LinkRefused) as exc:
             raise self._error("read", key, exc) from exc
+
+    def _read_in(self, h: DirHandle, name: str, key: Key) -> tuple[bytes, Stat] | None:
+        """One consistent read of file ``name`` in ``h``; None if absent or a directory."""
+        for _ in range(_READ_ATTEMPTS):
+            try:
+                fd = h.open(name, _READ_FLAGS)
+            except FileNotFoundError:
+                return None
+            try:
+                st = os.fstat(fd)
+                if not _S_ISREG(st.st_mode):
+                    if _S_ISDIR(st.st_mode):
+                        return None
+                    raise self._not_regular("read", key, h.join(name), st.st_mode)
+                data = self._read_fd(fd, st.st_size)
+                after = os.fstat(fd)
+            finally:
+                os.close(fd)
+            if after.st_mtime_ns == st.st_mtime_ns and after.st_size == st.st_size:
+                return data, _stat_of(st)
+        raise BackendError(
+            f"File {h.join(name)!r} kept changing while being read (modified in place?)",
+            backend=self.name, operation="read", key=key,
+        )
 
     @staticmethod
     def _read_fd(fd: int, size: int) -> bytes:
@@ -276,33 +353,32 @@ class FileBackend(Backend):
     # ---------------------------------------------------------------- writes
 
     def write(self, key: Key, payload: Any, *, if_match: IfMatch = None) -> Stat | None:
-        path = self.path_for(key)  # ValueError before anything touches the disk
-        dirpath = os.path.dirname(path)
-        self._check_inside(dirpath)
+        loc = self._loc(key)  # ValueError before anything touches the disk
+        name = loc[2]
+        h: DirHandle | None = None
         tmp: str | None = None
         try:
+            view = memoryview(payload)  # TypeError before anything touches the disk
             fd = -1
-            for attempt in range(_MAKEDIRS_ATTEMPTS):
-                tmp = dirpath + os.sep + TEMP_PREFIX + os.urandom(6).hex()
+            for attempt in range(_CREATE_ATTEMPTS):
+                h = self._dir(loc, create=True, fresh=True)
+                assert h is not None
+                tmp = _TEMP_MARK + os.urandom(6).hex()
                 try:
-                    fd = os.open(tmp, _TEMP_FLAGS, 0o666)
+                    fd = h.open(tmp, _TEMP_FLAGS, 0o666)
                     break
-                except FileNotFoundError:
+                except FileNotFoundError:  # pruned by a concurrent delete since we opened it
                     tmp = None
-                    if attempt == _MAKEDIRS_ATTEMPTS - 1:
+                    forget(loc[0])
+                    if attempt == _CREATE_ATTEMPTS - 1:
                         raise
-                    try:
-                        os.makedirs(dirpath, exist_ok=True)
-                    except FileNotFoundError:
-                        pass  # a concurrent delete pruned a parent we had just made: retry
                 except FileExistsError:  # a random-name collision: try another name
                     tmp = None
-            if tmp is None:
-                raise FileExistsError(errno.EEXIST, "could not create a temp file", dirpath)
+            if tmp is None or h is None:
+                raise FileExistsError(errno.EEXIST, "could not create a temp file", loc[0])
             try:
-                view = memoryview(payload)
                 while view:
-                    view = view[os.write(fd, view) :]
+                    view = view[os.write(fd, view):]
                 if self.durable:
                     os.fsync(fd)
                 st = os.fstat(fd)  # rename and link keep mtime, size and inode
@@ -311,16 +387,16 @@ class FileBackend(Backend):
             # The directory is not fsync'ed: a crash may lose the rename but never leaves a
             # partial file under the final name (and one fsync per write is the budget).
             if if_match is None:
-                retrying(os.replace, tmp, path)
+                h.replace(tmp, name)
                 tmp = None
             elif if_match is ITEM_NOT_AVAILABLE:
-                if not self._link_if_absent(tmp, path):
+                if not self._link_if_absent(h, tmp, name):
                     return None
             else:
                 current = self.stat(key)
                 if current is None or current.etag != if_match:
                     return None
-                retrying(os.replace, tmp, path)
+                h.replace(tmp, name)
                 tmp = None
             return _stat_of(st)
         except OSError as exc:
@@ -328,18 +404,20 @@ class FileBackend(Backend):
                 raise ValueError(f"Key {key!r} gives a file name or path that is too long: "
                                  f"{exc}") from exc
             raise self._error("write", key, exc) from exc
+        except LinkRefused as exc:
+            raise self._error("write", key, exc) from exc
         finally:
-            if tmp is not None:
+            if tmp is not None and h is not None:
                 try:
-                    os.unlink(tmp)
+                    h.unlink(tmp)
                 except OSError:
                     pass
 
     @staticmethod
-    def _link_if_absent(tmp: str, path: str) -> bool:
-        """Give ``tmp``'s inode the name ``path`` only if that name is free (atomic on POSIX)."""
+    def _link_if_absent(h: DirHandle, tmp: str, name: str) -> bool:
+        """Give ``tmp``'s inode the name ``name`` only if that name is free (atomic on POSIX)."""
         try:
-            os.link(tmp, path)
+            h.link(tmp, name)
             return True
         except FileExistsError:
             return False
@@ -347,115 +425,151 @@ class FileBackend(Backend):
             if exc.errno not in _NO_LINK_ERRNOS:
                 raise
         # No hard links on this file system: check-then-act.
-        if os.path.lexists(path):
+        try:
+            h.stat(name)
             return False
-        retrying(os.replace, tmp, path)
+        except FileNotFoundError:
+            pass
+        h.replace(tmp, name)
         return True
 
     def delete(self, key: Key, *, if_match: str | None = None) -> bool:
         try:
-            path = self.path_for(key)
+            loc = self._loc(key)
         except ValueError:
             return False
         if if_match is not None:
             current = self.stat(key)
             if current is None or current.etag != if_match:
                 return False
-        dirpath = os.path.dirname(path)
-        self._check_inside(dirpath)
         try:
-            retrying(os.remove, path)
+            h = self._dir(loc, fresh=True)
+            if h is None:
+                return False
+            h.unlink(loc[2])
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return False
-        except OSError as exc:
+        except (OSError, LinkRefused) as exc:
             raise self._error("delete", key, exc) from exc
-        self._prune_empty_dirs(dirpath)
+        self._prune(loc[1])
         return True
 
-    def _prune_empty_dirs(self, dirpath: str) -> None:
-        """Remove ``dirpath`` and its ancestors while empty, stopping below the root."""
-        prefix = self._root + os.sep
-        while dirpath.startswith(prefix):
+    def _prune(self, rel: tuple[str, ...]) -> None:
+        """Remove the directory ``rel`` and its ancestors while empty, stopping below the root."""
+        sep = os.sep
+        for depth in range(len(rel), 0, -1):
             try:
-                os.rmdir(dirpath)
-            except OSError:
+                parent = self._open_chain(rel[:depth - 1], create=False)
+                if parent is None:
+                    return
+                parent.rmdir(rel[depth - 1])
+            except (OSError, LinkRefused):
                 return
-            dirpath = os.path.dirname(dirpath)
+            forget(self._root + sep + sep.join(rel[:depth]))
 
     # ---------------------------------------------------------------- scans
 
-    def _list_dir(self, dirpath: str) -> list[os.DirEntry[str]]:
-        """The entries of one directory of the walk ([] if it vanished); BackendError on
-        other OS errors, and for a base_dir that is not a directory."""
+    def _base_handle(self) -> DirHandle | None:
+        """The store's own directory for a listing (None if it does not exist)."""
         try:
-            with os.scandir(dirpath) as it:
-                return list(it)
-        except FileNotFoundError:
-            return []
+            return self._open_chain(self._rel_base, create=False)
         except NotADirectoryError as exc:
-            if dirpath == self._base:
-                raise self._error("list", None, exc) from exc
-            return []
-        except OSError as exc:
+            raise self._error("list", None, exc) from exc
+        except (OSError, LinkRefused) as exc:
             raise self._error("list", None, exc) from exc
 
-    def _dirs(self) -> Iterator[tuple[str, Key, list[os.DirEntry[str]]]]:
-        """Depth-first walk of base_dir: (path, key prefix, entries) for every store directory.
+    def _walk(self) -> Iterator[tuple[Key, DirHandle, Listing, tuple[DirHandle, str] | None]]:
+        """Depth-first walk: (key prefix, directory, its listing, (parent, name) or None for
+        the store's own directory) for every store directory.
 
-        Directories whose names do not unsign, and symlinks, are not entered. A missing root or
-        a directory vanishing mid-walk yields nothing; other OS errors are BackendError.
+        Holds one directory's entries at a time (plus the names of the subdirectories still to
+        visit). Directories that vanish mid-walk, links and junk names are skipped.
         """
-        n = self._digest_len
-        stack: list[tuple[str, Key]] = [(self._base, ())]
-        while stack:
-            dirpath, prefix = stack.pop()
-            entries = self._list_dir(dirpath)
-            yield dirpath, prefix, entries
-            for entry in reversed(entries):
-                try:
-                    is_dir = entry.is_dir(follow_symlinks=False)
-                except OSError:
-                    continue
-                if is_dir:
-                    comp = unsign_component(entry.name, n)
-                    if comp is not None:
-                        stack.append((entry.path, (*prefix, comp)))
-
-    def _item_name(self, name: str) -> str | None:
-        """The key component stored under file ``name``, None if it is not an item of ours.
-
-        Remembered per name: listings see the same names again and again, and slicing off the
-        extension plus checking the digest costs more than the walk itself.
-        """
-        try:
-            return self._item_names[name]
-        except KeyError:
-            pass
-        comp = None
-        if name.endswith(self._dot_ext) and not name.startswith(TEMP_PREFIX):
-            comp = unsign_component(name[: -len(self._dot_ext)], self._digest_len)
-        if len(self._item_names) >= _NAME_CACHE_MAX:
-            self._item_names.clear()
-        self._item_names[name] = comp
-        return comp
-
-    def _items(self, entries: list[os.DirEntry[str]]) -> Iterator[tuple[str, os.DirEntry[str]]]:
-        """(unsigned last component, entry) for the entries that are items of this store."""
-        item_name = self._item_name
-        for entry in entries:
-            comp = item_name(entry.name)
-            if comp is None:
-                continue
+        base = self._base_handle()
+        if base is None:
+            return
+        stack: list[tuple[Key, DirHandle, str]] = []
+        prefix: Key = ()
+        h: DirHandle | None = base
+        up: tuple[DirHandle, str] | None = None
+        while True:
+            if h is not None:
+                listing = self._list(h, h is base)
+                yield prefix, h, listing, up
+                stack.extend(((*prefix, comp), h, name) for comp, name in reversed(listing[1]))
+            if not stack:
+                return
+            prefix, parent, name = stack.pop()
+            up = parent, name
             try:
-                if not entry.is_file(follow_symlinks=False):
-                    continue
-            except OSError:
-                continue
-            yield comp, entry
+                h = open_child(parent, name, create=False, remember=False)
+            except (OSError, LinkRefused):
+                h = None  # vanished, or swapped for a link since it was listed
+
+    def _list(self, h: DirHandle, is_base: bool) -> Listing:
+        """(items as (component, entry), subdirectories as (component, name), temp files)."""
+        started = time.time_ns()
+        try:
+            st = os.fstat(h.fd) if h.fd is not None else os.stat(h.path)
+            with h.scandir() as it:
+                entries = list(it)
+        except FileNotFoundError:
+            return [], [], []
+        except OSError as exc:
+            if not is_base and isinstance(exc, NotADirectoryError):
+                return [], [], []
+            raise self._error("list", None, exc) from exc
+        ext, n = self._dot_ext, self._digest_len
+        items: list[tuple[str, os.DirEntry[str]]] = []
+        subdirs: list[tuple[str, str]] = []
+        temps: list[os.DirEntry[str]] = []
+        changed = max(st.st_mtime_ns, st.st_ctime_ns)
+        ident = (st.st_dev, st.st_ino)
+        memo = self._memo.get(ident)
+        if memo is not None and memo[0] == changed:
+            # The same names as when they were last checked: only the known junk is skipped.
+            bad_items, bad_dirs = memo[1], memo[2]
+            cut = -len(ext) - (n + 1 if n else 0)
+            dcut = -(n + 1) if n else None
+            for e in entries:
+                name = e.name
+                if name.endswith(ext) and e.is_file(follow_symlinks=False):
+                    if not bad_items or name not in bad_items:
+                        items.append((name[:cut], e))
+                elif e.is_dir(follow_symlinks=False):
+                    if not bad_dirs or name not in bad_dirs:
+                        subdirs.append((name[:dcut], name))
+                elif name.startswith(TEMP_PREFIX) and is_temp_name(name):
+                    temps.append(e)
+            return items, subdirs, temps
+        new_bad_items: list[str] = []
+        new_bad_dirs: list[str] = []
+        cut_ext = -len(ext)
+        for e in entries:
+            name = e.name
+            if name.endswith(ext) and e.is_file(follow_symlinks=False):
+                comp = unsign_component(name[:cut_ext], n)
+                if comp is None:
+                    new_bad_items.append(name)
+                else:
+                    items.append((comp, e))
+            elif e.is_dir(follow_symlinks=False):
+                comp = unsign_component(name, n)
+                if comp is None:
+                    new_bad_dirs.append(name)
+                else:
+                    subdirs.append((comp, name))
+            elif name.startswith(TEMP_PREFIX) and is_temp_name(name):
+                temps.append(e)
+        if started - changed > _SETTLED_NS:  # later changes will move its times: remember
+            if len(self._memo) >= _MEMO_MAX:
+                self._memo.clear()
+            self._memo[ident] = (changed, frozenset(new_bad_items), frozenset(new_bad_dirs))
+        return items, subdirs, temps
 
     def scan(self, *, with_stat: bool = False) -> Iterator[tuple[Key, Stat | None]]:
-        for _, prefix, entries in self._dirs():
-            for comp, entry in self._items(entries):
+        for prefix, _, (items, _, _), _ in self._walk():
+            for comp, entry in items:
                 if not with_stat:
                     yield (*prefix, comp), None
                     continue
@@ -467,32 +581,18 @@ class FileBackend(Backend):
                     raise self._error("stat", (*prefix, comp), exc) from exc
                 yield (*prefix, comp), _stat_of(st)
 
-    def _walk_items(self) -> Iterator[tuple[Key, str]]:
-        """(key prefix, last component) of every item: one pass over each directory, each
-        entry looked at once, the item-name cache read inline (the hottest listing loop)."""
-        names, item_name, n = self._item_names, self._item_name, self._digest_len
-        stack: list[tuple[str, Key]] = [(self._base, ())]
-        while stack:
-            dirpath, prefix = stack.pop()
-            subdirs = []
-            for entry in self._list_dir(dirpath):
-                name = entry.name
-                comp = names[name] if name in names else item_name(name)
-                if comp is not None and entry.is_file(follow_symlinks=False):
-                    yield prefix, comp
-                elif entry.is_dir(follow_symlinks=False):
-                    sub = unsign_component(name, n)
-                    if sub is not None:
-                        subdirs.append((entry.path, (*prefix, sub)))
-            stack.extend(reversed(subdirs))
-
     def scan_keys(self) -> Iterator[Key]:
-        for prefix, comp in self._walk_items():
-            yield (*prefix, comp) if prefix else (comp,)
+        for prefix, _, (items, _, _), _ in self._walk():
+            if prefix:
+                for comp, _ in items:
+                    yield (*prefix, comp)
+            else:
+                for comp, _ in items:
+                    yield (comp,)
 
     def scan_mtimes(self) -> Iterator[tuple[Key, float]]:
-        for _, prefix, entries in self._dirs():
-            for comp, entry in self._items(entries):
+        for prefix, _, (items, _, _), _ in self._walk():
+            for comp, entry in items:
                 try:
                     mtime = entry.stat(follow_symlinks=False).st_mtime
                 except (FileNotFoundError, NotADirectoryError):
@@ -501,21 +601,52 @@ class FileBackend(Backend):
                     raise self._error("stat", (*prefix, comp), exc) from exc
                 yield (*prefix, comp), mtime
 
+    def scan_items(self) -> Iterator[tuple[Key, Any, Stat]]:
+        """Every item read as it is listed: opened by name in the directory just listed."""
+        for prefix, h, (items, _, _), _ in self._walk():
+            for comp, entry in items:
+                key = (*prefix, comp)
+                try:
+                    got = self._read_in(h, entry.name, key)
+                except OSError as exc:
+                    raise self._error("read", key, exc) from exc
+                if got is not None:
+                    yield key, got[0], got[1]
+
     def count(self) -> int:
-        return sum(1 for _ in self._walk_items())
+        return sum(len(listing[0]) for _, _, listing, _ in self._walk())
+
+    def random_key(self) -> Key | None:
+        """A uniformly random key: one random draw per directory (weighted by its item count),
+        and only the winner is turned into a key."""
+        import random
+
+        rand = random.random
+        total = 0
+        won: tuple[Key, str] | None = None
+        for prefix, _, (items, _, _), _ in self._walk():
+            k = len(items)
+            if not k:
+                continue
+            total += k
+            if rand() * total < k:
+                won = prefix, items[random.randrange(k)][0]
+        return None if won is None else (*won[0], won[1])
 
     def clear(self) -> None:
         """Remove this format's items and stale temp files, then the emptied subdirectories.
 
         Files of other formats, foreign files and non-empty directories survive (several stores
-        may share one base_dir). base_dir itself is never removed. OS errors are ignored.
+        may share one base_dir). base_dir itself is never removed. An item that cannot be
+        removed (a read-only file system, no permission) is a BackendError.
         """
         self._sweep(remove_items=True, max_temp_age=STALE_TEMP_AGE)
 
     def remove_stale_temp_files(self, max_age_seconds: float = STALE_TEMP_AGE) -> int:
         """Delete temp files older than ``max_age_seconds`` left by writers that died.
 
-        Returns how many were removed. Emptied directories are removed as well.
+        Returns how many were removed. Emptied directories are removed as well. A file whose
+        name parses as an item of any format is never touched.
         """
         if isinstance(max_age_seconds, bool) or not isinstance(max_age_seconds, (int, float)):
             raise TypeError("max_age_seconds must be a number")
@@ -524,34 +655,34 @@ class FileBackend(Backend):
         return self._sweep(remove_items=False, max_temp_age=float(max_age_seconds))
 
     def _sweep(self, *, remove_items: bool, max_temp_age: float) -> int:
-        self._check_inside(self._base)  # a sub-store reached through a planted symlink
         cutoff = time.time() - max_temp_age
-        subdirs: list[str] = []
+        visited: list[tuple[DirHandle, str, str]] = []  # (parent, name, path), parents first
         removed_temps = 0
-        for dirpath, _, entries in self._dirs():
-            if dirpath != self._base:
-                subdirs.append(dirpath)
+        for prefix, h, (items, _, temps), up in self._walk():
+            if up is not None:
+                visited.append((up[0], up[1], h.path))
             if remove_items:
-                for _, entry in self._items(entries):
+                for comp, entry in items:
                     try:
-                        os.unlink(entry.path)
-                    except OSError:
-                        pass
-            for entry in entries:
-                if not entry.name.startswith(TEMP_PREFIX):
-                    continue
+                        h.unlink(entry.name)
+                    except FileNotFoundError:
+                        pass  # deleted since the listing
+                    except OSError as exc:
+                        raise self._error("clear", (*prefix, comp), exc) from exc
+            for entry in temps:
                 try:
                     st = entry.stat(follow_symlinks=False)
-                    if stat_mod.S_ISREG(st.st_mode) and st.st_mtime < cutoff:
-                        os.unlink(entry.path)
+                    if _S_ISREG(st.st_mode) and st.st_mtime < cutoff:
+                        h.unlink(entry.name)
                         removed_temps += 1
                 except OSError:
-                    pass
-        for dirpath in reversed(subdirs):  # children come after their parents in the walk
+                    pass  # a live writer's, or another user's in a shared folder
+        for parent, name, path in reversed(visited):  # children first
             try:
-                os.rmdir(dirpath)
+                parent.rmdir(name)
             except OSError:
-                pass
-        if self._base != self._root:  # a sub-store's own directory is part of the parent's tree
-            self._prune_empty_dirs(self._base)
+                pass  # not empty (other formats, foreign files) or gone
+            forget(path)
+        if self._rel_base:  # a sub-store's own directory is part of the parent's tree
+            self._prune(self._rel_base)
         return removed_temps

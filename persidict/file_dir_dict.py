@@ -7,15 +7,19 @@ this module adds the public constructor, parameters, sub-stores and maintenance 
 from __future__ import annotations
 
 import os
+import stat as stat_mod
 from typing import Any
 
 from .backend_dict import BackendDict
 from .errors import BackendError
 from .file_backend import STALE_TEMP_AGE, FileBackend
+from .file_dirs import is_insecure_dir
 from .keys import SafeStrTuple, check_digest_len, sign_component
 from .markers import ValueType
 
 __all__ = ["FileDirDict"]
+
+_warned_insecure: set[str] = set()  # each directory is reported once per process
 
 
 class FileDirDict(BackendDict[ValueType]):
@@ -75,9 +79,23 @@ class FileDirDict(BackendDict[ValueType]):
         except OSError as exc:
             raise BackendError(f"Failed to create or access directory: {path} ({exc})",
                                backend="filesystem", operation="init") from exc
-        if not os.path.isdir(native):
+        try:
+            st = os.stat(native)
+        except OSError as exc:
+            raise BackendError(f"Failed to create or access directory: {path} ({exc})",
+                               backend="filesystem", operation="init") from exc
+        if not stat_mod.S_ISDIR(st.st_mode):
             raise BackendError(f"Failed to create or access directory: {path}",
                                backend="filesystem", operation="init")
+        if is_insecure_dir(st) and native not in _warned_insecure:
+            _warned_insecure.add(native)
+            import warnings
+
+            warnings.warn(
+                f"The store directory {path} is world-writable without the sticky bit: any "
+                "local user can replace or delete its items (and pkl/json items run code when "
+                "read). Restrict it (chmod o-w) or set the sticky bit (chmod +t).",
+                UserWarning, stacklevel=3)
 
     @property
     def base_dir(self) -> str:
@@ -110,10 +128,12 @@ class FileDirDict(BackendDict[ValueType]):
         return sub
 
     def remove_stale_temp_files(self, max_age_seconds: float = STALE_TEMP_AGE) -> int:
-        """Delete temp files (``.__tmp__*``) older than ``max_age_seconds`` and return how many.
+        """Delete temp files older than ``max_age_seconds`` and return how many.
 
-        A writer killed between creating its temp file and renaming it leaves such a file
-        behind; it is never visible as an item, only wasted space. Files younger than the age
-        limit may belong to a live writer and are kept. ``clear()`` does this too.
+        Temp files are named ``.__tmp__#<random>`` (``.__tmp__*`` without an extension for
+        persidict 0.309's): no key can give such a name, and a file that parses as an item is
+        never touched. A writer killed between creating its temp file and renaming it leaves
+        such a file behind; it is never visible as an item, only wasted space. Files younger
+        than the age limit may belong to a live writer and are kept. ``clear()`` does this too.
         """
         return self._file_backend.remove_stale_temp_files(max_age_seconds)

@@ -127,6 +127,17 @@ class Backend(ABC):
             if got is not None and not isinstance(got, NotModified):
                 yield key, got[0], got[1]
 
+    def scan_items(self) -> Iterator[tuple[Key, Any, Stat]]:
+        """Every item with its payload (backends override to read each item as it is listed)."""
+        return self.read_many(key for key, _ in self.scan())
+
+    def random_key(self) -> Key | None:
+        """A uniformly random key, None if empty (backends override to sample as they list)."""
+        import random
+
+        listed = list(self.scan_keys())
+        return random.choice(listed) if listed else None
+
     def clear(self) -> None:
         """Delete every item under this root (backends override with a bulk operation)."""
         for key, _ in list(self.scan()):

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from persidict import file_backend, file_paths
+from persidict import file_backend, file_dirs, file_paths
 from persidict.errors import BackendError
 from persidict.file_backend import TEMP_PREFIX, FileBackend
 from persidict.file_dir_dict import FileDirDict
@@ -196,10 +196,10 @@ def test_insert_if_absent_has_one_winner_across_threads(b: FileBackend, store: P
 
 def test_insert_if_absent_without_hard_links(b: FileBackend, store: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    def no_link(src: str, dst: str) -> None:
+    def no_link(*args: Any, **kwargs: Any) -> None:
         raise OSError(errno.EPERM, "Operation not permitted")
 
-    monkeypatch.setattr(file_backend.os, "link", no_link)
+    monkeypatch.setattr(file_dirs.os, "link", no_link)
     assert b.write(("k",), b"1", if_match=ITEM_NOT_AVAILABLE) is not None
     assert b.write(("k",), b"2", if_match=ITEM_NOT_AVAILABLE) is None
     assert read_ok(b, ("k",))[0] == b"1"
@@ -246,18 +246,17 @@ def test_delete_removes_emptied_parent_directories(b: FileBackend, store: Path) 
 
 def test_write_survives_a_concurrent_prune(b: FileBackend, store: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    real_makedirs = os.makedirs
+    real_mkdir = file_dirs.DirHandle.mkdir
     pruned = []
 
-    def makedirs_then_pruned(path: str, exist_ok: bool = False) -> None:
-        real_makedirs(path, exist_ok=exist_ok)
-        # Another process deletes the now-empty directory at once (os.makedirs calls itself
-        # for the parents through the patched name: prune only the leaf).
-        if path.endswith("a_btax") and len(pruned) < 2:
-            os.rmdir(path)
-            pruned.append(path)
+    def mkdir_then_pruned(self: file_dirs.DirHandle, name: str) -> None:
+        real_mkdir(self, name)
+        # Another process deletes the now-empty directory at once.
+        if name == "a_btax" and len(pruned) < 2:
+            os.rmdir(os.path.join(self.path, name))
+            pruned.append(name)
 
-    monkeypatch.setattr(file_backend.os, "makedirs", makedirs_then_pruned)
+    monkeypatch.setattr(file_dirs.DirHandle, "mkdir", mkdir_then_pruned)
     assert b.write(("a", "k"), b"v") is not None
     assert len(pruned) == 2
     assert files(store) == ["a_btax/k_rtsl.pkl"]
@@ -343,7 +342,7 @@ def test_thousands_of_components_fail_fast(b: FileBackend, store: Path) -> None:
 
 def test_os_name_too_long_is_value_error(b: FileBackend, store: Path,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    def too_long(src: str, dst: str) -> None:  # a file system stricter than it says
+    def too_long(*args: Any, **kwargs: Any) -> None:  # a file system stricter than it says
         raise OSError(errno.ENAMETOOLONG, "File name too long")
 
     monkeypatch.setattr(file_backend.os, "replace", too_long)
@@ -361,26 +360,46 @@ def test_planted_symlink_directory_cannot_redirect_writes(b: FileBackend, tmp_pa
     outside.mkdir()
     store.mkdir()
     os.symlink(outside, store / sign_component("evil", 4))
-    with pytest.raises(ValueError, match="outside base_dir"):
+    with pytest.raises(BackendError, match="links are not followed"):
         b.write(("evil", "x"), b"v")
-    with pytest.raises(ValueError, match="outside base_dir"):
+    with pytest.raises(BackendError, match="links are not followed"):
         b.write(("evil", "sub", "x"), b"v", if_match=ITEM_NOT_AVAILABLE)
     assert os.listdir(outside) == []
     victim = FileBackend(str(outside), "pkl", 4)
     victim.write(("x",), b"precious")
-    with pytest.raises(ValueError, match="outside base_dir"):
+    with pytest.raises(BackendError, match="links are not followed") as info:
         b.delete(("evil", "x"))
+    assert (info.value.operation, info.value.key) == ("delete", ("evil", "x"))
+    for read in (b.read, b.stat, b.exists):  # reads are refused like writes
+        with pytest.raises(BackendError, match="links are not followed"):
+            read(("evil", "x"))
     assert read_ok(victim, ("x",))[0] == b"precious"
     assert files(tmp_path / "outside") == ["x_txko.pkl"]
 
 
-def test_symlink_directory_pointing_inside_is_allowed(b: FileBackend, store: Path) -> None:
+def test_symlink_directory_pointing_inside_is_refused_too(b: FileBackend, store: Path) -> None:
+    """No link is followed below the root, wherever it points: checking where it leads would
+    race with another process changing it."""
     b.write(("real", "k"), b"v")
     real_dir = os.path.dirname(b.path_for(("real", "k")))
     alias_dir = os.path.dirname(b.path_for(("alias", "k")))
     os.symlink(real_dir, alias_dir)
-    assert b.write(("alias", "k"), b"w") is not None
-    assert read_ok(b, ("real", "k"))[0] == b"w"
+    with pytest.raises(BackendError, match="links are not followed"):
+        b.write(("alias", "k"), b"w")
+    with pytest.raises(BackendError, match="links are not followed"):
+        b.read(("alias", "k"))
+    assert read_ok(b, ("real", "k"))[0] == b"v"
+    assert [k for k, _ in b.scan()] == [("real", "k")]
+
+
+def test_root_path_itself_may_go_through_a_link(tmp_path: Path) -> None:
+    """The base_dir the user gives is theirs to choose: links above the root are followed."""
+    (tmp_path / "real").mkdir()
+    os.symlink(tmp_path / "real", tmp_path / "alias")
+    b = FileBackend(str(tmp_path / "alias"), "pkl", 4)
+    assert b.write(("a", "k"), b"v") is not None
+    assert read_ok(b, ("a", "k"))[0] == b"v"
+    assert files(tmp_path / "real") == ["a_btax/k_rtsl.pkl"]
 
 
 def test_symlink_item_file_is_not_followed_on_read(b: FileBackend, tmp_path: Path,
@@ -570,10 +589,12 @@ def test_subdict_cannot_escape_through_a_planted_symlink(tmp_path: Path) -> None
     d = FileDirDict(base_dir=tmp_path / "s")
     sub = d.get_subdict("p")
     os.symlink(outside, sub.base_dir)
-    with pytest.raises(ValueError, match="outside base_dir"):
+    with pytest.raises(BackendError, match="links are not followed"):
         sub["q", "k"] = 1
-    with pytest.raises(ValueError, match="outside base_dir"):
+    with pytest.raises(BackendError, match="links are not followed"):
         sub["k"] = 1
+    with pytest.raises(BackendError, match="links are not followed"):
+        len(sub)
     assert os.listdir(outside) == []
 
 
@@ -589,11 +610,11 @@ def test_file_dir_dict_clone_and_equality_of_params(tmp_path: Path) -> None:
 def flaky(real: Any, failures: int) -> Any:
     calls = []
 
-    def call(*args: Any) -> Any:
+    def call(*args: Any, **kwargs: Any) -> Any:
         calls.append(args)
         if len(calls) <= failures:
             raise PermissionError(errno.EACCES, "sharing violation")
-        return real(*args)
+        return real(*args, **kwargs)
 
     return call
 
