@@ -34,7 +34,6 @@ import errno
 import os
 import stat as stat_mod
 import time
-from collections.abc import Iterator
 from typing import Any, ClassVar, Final
 
 from .errors import BackendError
@@ -54,20 +53,16 @@ from .file_paths import (
     drop_long_path_prefix,
     fs_limits,
 )
-from .keys import sign_component, unsign_component
+from .file_scan import STALE_TEMP_AGE, TEMP_PREFIX, FileScans, is_temp_name, stat_of
+from .keys import sign_component
 from .markers import ITEM_NOT_AVAILABLE
 from .storage import NOT_MODIFIED, Backend, IfMatch, Key, NotModified, Stat
 
-__all__ = ["TEMP_PREFIX", "FileBackend", "add_long_path_prefix", "drop_long_path_prefix",
-           "is_temp_name"]
+__all__ = ["STALE_TEMP_AGE", "TEMP_PREFIX", "FileBackend", "add_long_path_prefix",
+           "drop_long_path_prefix", "is_temp_name"]
 
-TEMP_PREFIX: Final = ".__tmp__"
 _TEMP_MARK: Final = TEMP_PREFIX + "#"  # "#" is no safe character: no key yields this name
-STALE_TEMP_AGE: Final = 600.0  # seconds: a temp file this old has no live writer
-
 _LOC_CACHE_MAX: Final = 65536
-_MEMO_MAX: Final = 65536  # directory states remembered by listings
-_SETTLED_NS: Final = 3_000_000_000  # a directory unchanged this long has coarse-clock-safe times
 _CREATE_ATTEMPTS: Final = 6  # a concurrent delete may prune the directory we just made
 _READ_ATTEMPTS: Final = 5  # re-reads when a foreign writer modifies a file in place
 _O_NOFOLLOW: Final[int] = getattr(os, "O_NOFOLLOW", 0)
@@ -86,20 +81,9 @@ _S_ISDIR = stat_mod.S_ISDIR
 _monotonic = time.monotonic
 
 Loc = tuple[str, tuple[str, ...], str]  # (directory path, directories below the root, file name)
-Listing = tuple[list[tuple[str, os.DirEntry[str]]], list[tuple[str, str]], list[os.DirEntry[str]]]
 
 
-def is_temp_name(name: str) -> bool:
-    """A temp file of any writer (ours, or 0.309's ``mkstemp``): the prefix and no extension,
-    so no item of any format can have this name."""
-    return name.startswith(TEMP_PREFIX) and "." not in name[len(TEMP_PREFIX):]
-
-
-def _stat_of(st: os.stat_result) -> Stat:
-    return Stat(f"{st.st_mtime_ns}:{st.st_size}:{st.st_ino}", st.st_mtime)
-
-
-class FileBackend(Backend):
+class FileBackend(FileScans, Backend):
     """Bytes in files under ``base_dir`` (an absolute path), one file per key.
 
     Args:
@@ -284,7 +268,7 @@ class FileBackend(Backend):
 
     def stat(self, key: Key) -> Stat | None:
         st = self._lstat_item(key, "stat")
-        return None if st is None else _stat_of(st)
+        return None if st is None else stat_of(st)
 
     def read(
         self, key: Key, *, if_none_match: str | None = None
@@ -332,7 +316,7 @@ class FileBackend(Backend):
             finally:
                 os.close(fd)
             if after.st_mtime_ns == st.st_mtime_ns and after.st_size == st.st_size:
-                return data, _stat_of(st)
+                return data, stat_of(st)
         raise BackendError(
             f"File {h.join(name)!r} kept changing while being read (modified in place?)",
             backend=self.name, operation="read", key=key,
@@ -398,7 +382,7 @@ class FileBackend(Backend):
                     return None
                 h.replace(tmp, name)
                 tmp = None
-            return _stat_of(st)
+            return stat_of(st)
         except OSError as exc:
             if exc.errno == errno.ENAMETOOLONG:
                 raise ValueError(f"Key {key!r} gives a file name or path that is too long: "
@@ -466,223 +450,3 @@ class FileBackend(Backend):
             except (OSError, LinkRefused):
                 return
             forget(self._root + sep + sep.join(rel[:depth]))
-
-    # ---------------------------------------------------------------- scans
-
-    def _base_handle(self) -> DirHandle | None:
-        """The store's own directory for a listing (None if it does not exist)."""
-        try:
-            return self._open_chain(self._rel_base, create=False)
-        except NotADirectoryError as exc:
-            raise self._error("list", None, exc) from exc
-        except (OSError, LinkRefused) as exc:
-            raise self._error("list", None, exc) from exc
-
-    def _walk(self) -> Iterator[tuple[Key, DirHandle, Listing, tuple[DirHandle, str] | None]]:
-        """Depth-first walk: (key prefix, directory, its listing, (parent, name) or None for
-        the store's own directory) for every store directory.
-
-        Holds one directory's entries at a time (plus the names of the subdirectories still to
-        visit). Directories that vanish mid-walk, links and junk names are skipped.
-        """
-        base = self._base_handle()
-        if base is None:
-            return
-        stack: list[tuple[Key, DirHandle, str]] = []
-        prefix: Key = ()
-        h: DirHandle | None = base
-        up: tuple[DirHandle, str] | None = None
-        while True:
-            if h is not None:
-                listing = self._list(h, h is base)
-                yield prefix, h, listing, up
-                stack.extend(((*prefix, comp), h, name) for comp, name in reversed(listing[1]))
-            if not stack:
-                return
-            prefix, parent, name = stack.pop()
-            up = parent, name
-            try:
-                h = open_child(parent, name, create=False, remember=False)
-            except (OSError, LinkRefused):
-                h = None  # vanished, or swapped for a link since it was listed
-
-    def _list(self, h: DirHandle, is_base: bool) -> Listing:
-        """(items as (component, entry), subdirectories as (component, name), temp files)."""
-        started = time.time_ns()
-        try:
-            st = os.fstat(h.fd) if h.fd is not None else os.stat(h.path)
-            with h.scandir() as it:
-                entries = list(it)
-        except FileNotFoundError:
-            return [], [], []
-        except OSError as exc:
-            if not is_base and isinstance(exc, NotADirectoryError):
-                return [], [], []
-            raise self._error("list", None, exc) from exc
-        ext, n = self._dot_ext, self._digest_len
-        items: list[tuple[str, os.DirEntry[str]]] = []
-        subdirs: list[tuple[str, str]] = []
-        temps: list[os.DirEntry[str]] = []
-        changed = max(st.st_mtime_ns, st.st_ctime_ns)
-        ident = (st.st_dev, st.st_ino)
-        memo = self._memo.get(ident)
-        if memo is not None and memo[0] == changed:
-            # The same names as when they were last checked: only the known junk is skipped.
-            bad_items, bad_dirs = memo[1], memo[2]
-            cut = -len(ext) - (n + 1 if n else 0)
-            dcut = -(n + 1) if n else None
-            for e in entries:
-                name = e.name
-                if name.endswith(ext) and e.is_file(follow_symlinks=False):
-                    if not bad_items or name not in bad_items:
-                        items.append((name[:cut], e))
-                elif e.is_dir(follow_symlinks=False):
-                    if not bad_dirs or name not in bad_dirs:
-                        subdirs.append((name[:dcut], name))
-                elif name.startswith(TEMP_PREFIX) and is_temp_name(name):
-                    temps.append(e)
-            return items, subdirs, temps
-        new_bad_items: list[str] = []
-        new_bad_dirs: list[str] = []
-        cut_ext = -len(ext)
-        for e in entries:
-            name = e.name
-            if name.endswith(ext) and e.is_file(follow_symlinks=False):
-                comp = unsign_component(name[:cut_ext], n)
-                if comp is None:
-                    new_bad_items.append(name)
-                else:
-                    items.append((comp, e))
-            elif e.is_dir(follow_symlinks=False):
-                comp = unsign_component(name, n)
-                if comp is None:
-                    new_bad_dirs.append(name)
-                else:
-                    subdirs.append((comp, name))
-            elif name.startswith(TEMP_PREFIX) and is_temp_name(name):
-                temps.append(e)
-        if started - changed > _SETTLED_NS:  # later changes will move its times: remember
-            if len(self._memo) >= _MEMO_MAX:
-                self._memo.clear()
-            self._memo[ident] = (changed, frozenset(new_bad_items), frozenset(new_bad_dirs))
-        return items, subdirs, temps
-
-    def scan(self, *, with_stat: bool = False) -> Iterator[tuple[Key, Stat | None]]:
-        for prefix, _, (items, _, _), _ in self._walk():
-            for comp, entry in items:
-                if not with_stat:
-                    yield (*prefix, comp), None
-                    continue
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except (FileNotFoundError, NotADirectoryError):
-                    continue  # deleted since the listing
-                except OSError as exc:
-                    raise self._error("stat", (*prefix, comp), exc) from exc
-                yield (*prefix, comp), _stat_of(st)
-
-    def scan_keys(self) -> Iterator[Key]:
-        for prefix, _, (items, _, _), _ in self._walk():
-            if prefix:
-                for comp, _ in items:
-                    yield (*prefix, comp)
-            else:
-                for comp, _ in items:
-                    yield (comp,)
-
-    def scan_mtimes(self) -> Iterator[tuple[Key, float]]:
-        for prefix, _, (items, _, _), _ in self._walk():
-            for comp, entry in items:
-                try:
-                    mtime = entry.stat(follow_symlinks=False).st_mtime
-                except (FileNotFoundError, NotADirectoryError):
-                    continue  # deleted since the listing
-                except OSError as exc:
-                    raise self._error("stat", (*prefix, comp), exc) from exc
-                yield (*prefix, comp), mtime
-
-    def scan_items(self) -> Iterator[tuple[Key, Any, Stat]]:
-        """Every item read as it is listed: opened by name in the directory just listed."""
-        for prefix, h, (items, _, _), _ in self._walk():
-            for comp, entry in items:
-                key = (*prefix, comp)
-                try:
-                    got = self._read_in(h, entry.name, key)
-                except OSError as exc:
-                    raise self._error("read", key, exc) from exc
-                if got is not None:
-                    yield key, got[0], got[1]
-
-    def count(self) -> int:
-        return sum(len(listing[0]) for _, _, listing, _ in self._walk())
-
-    def random_key(self) -> Key | None:
-        """A uniformly random key: one random draw per directory (weighted by its item count),
-        and only the winner is turned into a key."""
-        import random
-
-        rand = random.random
-        total = 0
-        won: tuple[Key, str] | None = None
-        for prefix, _, (items, _, _), _ in self._walk():
-            k = len(items)
-            if not k:
-                continue
-            total += k
-            if rand() * total < k:
-                won = prefix, items[random.randrange(k)][0]
-        return None if won is None else (*won[0], won[1])
-
-    def clear(self) -> None:
-        """Remove this format's items and stale temp files, then the emptied subdirectories.
-
-        Files of other formats, foreign files and non-empty directories survive (several stores
-        may share one base_dir). base_dir itself is never removed. An item that cannot be
-        removed (a read-only file system, no permission) is a BackendError.
-        """
-        self._sweep(remove_items=True, max_temp_age=STALE_TEMP_AGE)
-
-    def remove_stale_temp_files(self, max_age_seconds: float = STALE_TEMP_AGE) -> int:
-        """Delete temp files older than ``max_age_seconds`` left by writers that died.
-
-        Returns how many were removed. Emptied directories are removed as well. A file whose
-        name parses as an item of any format is never touched.
-        """
-        if isinstance(max_age_seconds, bool) or not isinstance(max_age_seconds, (int, float)):
-            raise TypeError("max_age_seconds must be a number")
-        if not max_age_seconds >= 0:
-            raise ValueError(f"max_age_seconds must be >= 0, got {max_age_seconds}")
-        return self._sweep(remove_items=False, max_temp_age=float(max_age_seconds))
-
-    def _sweep(self, *, remove_items: bool, max_temp_age: float) -> int:
-        cutoff = time.time() - max_temp_age
-        visited: list[tuple[DirHandle, str, str]] = []  # (parent, name, path), parents first
-        removed_temps = 0
-        for prefix, h, (items, _, temps), up in self._walk():
-            if up is not None:
-                visited.append((up[0], up[1], h.path))
-            if remove_items:
-                for comp, entry in items:
-                    try:
-                        h.unlink(entry.name)
-                    except FileNotFoundError:
-                        pass  # deleted since the listing
-                    except OSError as exc:
-                        raise self._error("clear", (*prefix, comp), exc) from exc
-            for entry in temps:
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                    if _S_ISREG(st.st_mode) and st.st_mtime < cutoff:
-                        h.unlink(entry.name)
-                        removed_temps += 1
-                except OSError:
-                    pass  # a live writer's, or another user's in a shared folder
-        for parent, name, path in reversed(visited):  # children first
-            try:
-                parent.rmdir(name)
-            except OSError:
-                pass  # not empty (other formats, foreign files) or gone
-            forget(path)
-        if self._rel_base:  # a sub-store's own directory is part of the parent's tree
-            self._prune(self._rel_base)
-        return removed_temps

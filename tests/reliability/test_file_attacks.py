@@ -1,4 +1,4 @@
-"""The file backend under planted files and a hostile neighbour: no hang, no escape, no silent no-op.
+"""The file backend under planted files and a hostile neighbour: no hang, no escape, no no-op.
 
 * A FIFO, socket or device at an item path is a ``BackendError`` at once, for every read-like
   operation, in a FileDirDict and inside S3Dict's local cache (a FIFO used to block ``open``
@@ -189,7 +189,8 @@ def test_temp_sweep_never_deletes_another_formats_item(tmp_path: Path) -> None:
 
 SWAPPER = textwrap.dedent("""
     import os, sys, time
-    store, outside, names, seconds = sys.argv[1], sys.argv[2], sys.argv[3].split(","), float(sys.argv[4])
+    store, outside, names = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
+    seconds = float(sys.argv[4])
     end = time.monotonic() + seconds
     swaps = 0
     while time.monotonic() < end:
@@ -247,12 +248,12 @@ def test_symlink_swap_race_reads_and_writes_nothing_outside(tmp_path: Path) -> N
         while time.monotonic() < deadline:
             for j in shards:
                 for i in range(0, 20, 3):
-                    key = (j, f"k{i}")
-                    for op in (lambda: d.get(key), lambda: key in d,
-                               lambda: d.__setitem__(key, "inside"),
-                               lambda: d.__setitem__((j, "sub", f"k{i}"), "inside"),
-                               lambda: d.discard((j, "sub", f"k{i}")),
-                               lambda: d.etag(key) if key in d else None):
+                    key, deep = (j, f"k{i}"), (j, "sub", f"k{i}")
+                    for op in (lambda k=key: d.get(k), lambda k=key: k in d,
+                               lambda k=key: d.__setitem__(k, "inside"),
+                               lambda k=deep: d.__setitem__(k, "inside"),
+                               lambda k=deep: d.discard(k),
+                               lambda k=key: d.etag(k) if k in d else None):
                         ops += 1
                         try:
                             got = op()
