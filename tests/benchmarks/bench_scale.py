@@ -1,0 +1,550 @@
+"""Scale: FileDirDict's per-item cost at 1k, 10k, 100k (and 1M) items against the raw limit.
+
+    python tests/benchmarks/bench_scale.py [--max-n 1000000] [--quick] [--no-s3] [--dir DIR]
+                                           [--out docs/benchmarks/bench_scale.json]
+
+Every N gets one store in the layout ``("shard_xx", "key_i")`` (100 shards, small pickled
+values), and every operation is timed on those very files against the raw limit measured in the
+same run (implementations interleaved in every repeat; medians of per-repeat ratios):
+
+* ``get`` / ``in`` (2,000 random keys): ``open().read()`` + ``pickle.loads`` / ``os.path.isfile``;
+* ``len`` / ``keys`` / ``random_key``: one bare ``os.scandir`` walk (counting, building key
+  tuples, choosing from them);
+* ``items``: the walk plus ``open().read()`` + ``pickle.loads`` of each file;
+* ``newest_keys(10)``: the walk plus an ``lstat`` per file;
+* ``clear``: the walk plus ``os.unlink`` per file (the tree is written again, untimed, before
+  every run).
+
+diskcache (``diskcache.Cache``) holds the same items and runs the same operations for
+reference. Memory rows run in fresh processes and report the peak RSS (``VmHWM``): ``len()`` and
+iterating ``keys()`` / ``items()`` against the bare walk, and ``get`` / ``set`` of a big numpy
+array in "copies beyond the array" (the array's own size subtracted). LocalDict ``get`` is timed
+against a dict of pickles; S3 listings and ``values()`` on moto's HTTP server against a raw
+``list_objects_v2`` paginator and raw concurrent GETs on a pool of the same size.
+
+The JSON results and a log-log plot of per-item cost against N are written side by side
+(``--out``; the plot is the same path with ``.png``). Not collected by pytest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import platform
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+for p in (str(REPO), str(HERE)):
+    if p not in sys.path:
+        sys.path.insert(0, p)  # benchmark a checkout without installing it
+
+from bench_file import (  # noqa: E402
+    Row,
+    Timings,
+    interleaved,
+    render,
+    walk_count,
+    walk_keys,
+    walk_newest,
+    walk_random,
+    write_no_sync,
+)
+
+SHARDS = 100
+EXT = ".pkl"
+SAMPLE = 2000
+DEFAULT_OUT = REPO / "docs" / "benchmarks" / "bench_scale.json"
+
+
+# ------------------------------------------------------------------------------- the store
+
+def key_of(i: int) -> tuple[str, str]:
+    return f"shard_{i % SHARDS:02d}", f"key_{i}"
+
+
+def value_of(i: int) -> dict[str, Any]:
+    return {"id": i, "name": f"item-{i}", "score": i * 0.5}
+
+
+def populate(base: Path, n: int) -> list[str]:
+    """Write the store's files directly (the bytes FileDirDict writes), without fsync.
+
+    Returns the file paths in key order.
+    """
+    from persidict.keys import sign_component
+
+    shard_dirs = [base / sign_component(f"shard_{s:02d}", 4) for s in range(SHARDS)]
+    for d in shard_dirs:
+        d.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        path = str(shard_dirs[i % SHARDS] / (sign_component(f"key_{i}", 4) + EXT))
+        write_no_sync(path, pickle.dumps(value_of(i), protocol=5))
+        paths.append(path)
+    return paths
+
+
+def raw_items(root: str) -> list[tuple[tuple[str, ...], Any]]:
+    cut = -len(EXT)
+    out = []
+    stack: list[tuple[str, tuple[str, ...]]] = [(root, ())]
+    while stack:
+        path, prefix = stack.pop()
+        with os.scandir(path) as it:
+            for e in it:
+                if e.is_dir(follow_symlinks=False):
+                    stack.append((e.path, (*prefix, e.name)))
+                elif e.name.endswith(EXT):
+                    with open(e.path, "rb") as f:
+                        out.append(((*prefix, e.name[:cut]), pickle.loads(f.read())))
+    return out
+
+
+def raw_clear(root: str) -> None:
+    """Unlink every item, then remove the emptied directories (as ``clear()`` must)."""
+    stack, seen = [root], []
+    while stack:
+        path = stack.pop()
+        with os.scandir(path) as it:
+            for e in it:
+                if e.is_dir(follow_symlinks=False):
+                    stack.append(e.path)
+                    seen.append(e.path)
+                elif e.name.endswith(EXT):
+                    os.unlink(e.path)
+    for path in reversed(seen):
+        try:
+            os.rmdir(path)
+        except OSError:
+            pass
+
+
+# ------------------------------------------------------------------------------- timings
+
+def bench_n(root: Path, n: int, repeats: int) -> list[Row]:
+    import diskcache
+
+    from persidict import FileDirDict
+
+    base = root / f"store_{n}"
+    t0 = time.perf_counter()
+    paths = populate(base, n)
+    dc = diskcache.Cache(str(root / f"dc_{n}"))
+    with dc.transact():
+        for i in range(n):
+            dc[key_of(i)] = value_of(i)
+    print(f"  N={n:,}: populated in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    time.sleep(0.2)  # let the last directory change settle (see persidict.file_scan)
+    d: FileDirDict[Any] = FileDirDict(base_dir=base)
+    assert len(d) == n
+    rng = random.Random(n)
+    picks = [rng.randrange(n) for _ in range(min(SAMPLE, n))]
+    keys = [key_of(i) for i in picks]
+    sample_paths = [paths[i] for i in picks]
+    label = f"N={n:,}"
+    rows: list[Row] = []
+
+    def ours_get() -> None:
+        for k in keys:
+            d[k]
+
+    def raw_get() -> None:
+        loads = pickle.loads
+        for p in sample_paths:
+            with open(p, "rb") as f:
+                loads(f.read())
+
+    def dc_get() -> None:
+        for k in keys:
+            dc[k]
+
+    def ours_in() -> None:
+        for k in keys:
+            k in d  # noqa: B015
+
+    def raw_in() -> None:
+        isfile = os.path.isfile
+        for p in sample_paths:
+            isfile(p)
+
+    def dc_in() -> None:
+        for k in keys:
+            k in dc  # noqa: B015
+
+    point = interleaved({"ours_get": (None, ours_get), "raw_get": (None, raw_get),
+                         "dc_get": (None, dc_get), "ours_in": (None, ours_in),
+                         "raw_in": (None, raw_in), "dc_in": (None, dc_in)},
+                        len(keys), 3 * repeats)
+    rows.append(Row.of(f"get, {label}", point, "ours_get", "raw_get", 2.0, "dc_get"))
+    rows.append(Row.of(f"`in`, {label}", point, "ours_in", "raw_in", 2.0, "dc_in"))
+
+    s = str(base)
+    listing: dict[str, tuple[dict[str, Callable[[], Any]], float, str]] = {
+        "len": ({"ours": lambda: len(d), "raw": lambda: walk_count(s, EXT),
+                 "dc": lambda: len(dc)}, 1.5, "scandir walk"),
+        "keys": ({"ours": lambda: list(d.keys()), "raw": lambda: walk_keys(s, EXT),
+                  "dc": lambda: list(dc)}, 1.5, "scandir walk"),
+        "random_key": ({"ours": d.random_key, "raw": lambda: walk_random(s, EXT)}, 1.5,
+                       "scandir walk"),
+        "items": ({"ours": lambda: list(d.items()), "raw": lambda: raw_items(s),
+                   "dc": lambda: [(k, dc[k]) for k in dc]}, 2.0, "walk + reads"),
+        "newest_keys(10)": ({"ours": lambda: d.newest_keys(max_n=10),
+                             "raw": lambda: walk_newest(s, EXT, 10)}, 1.5, "walk + stat"),
+    }
+    for name, (fns, target, raw_note) in listing.items():
+        reps = repeats if name != "items" else max(2, repeats // 2)
+        t = interleaved({k: (None, f) for k, f in fns.items()}, n, reps)
+        rows.append(Row.of(f"{name}, {label}", t, "ours", "raw", target,
+                           "dc" if "dc" in fns else None, note=f"raw: {raw_note}"))
+
+    # clear(): the tree is written anew (untimed) before every run.
+    samples: dict[str, list[float]] = {"ours": [], "raw": []}
+    for r in range(1 if n >= 1_000_000 else 2):
+        for who in (("ours", "raw") if r % 2 == 0 else ("raw", "ours")):
+            populate(base, n)
+            time.sleep(0.2)
+            start = time.perf_counter()
+            if who == "ours":
+                d.clear()
+            else:
+                raw_clear(s)
+            samples[who].append((time.perf_counter() - start) / n * 1e6)
+    rows.append(Row.of(f"clear, {label}", Timings(samples), "ours", "raw", 1.5,
+                       note="raw: walk + unlink + rmdir"))
+    dc.close()
+    shutil.rmtree(base, ignore_errors=True)
+    shutil.rmtree(root / f"dc_{n}", ignore_errors=True)
+    return rows
+
+
+def bench_local(n: int, repeats: int) -> Row:
+    from persidict import LocalDict
+
+    d: LocalDict[Any] = LocalDict()
+    pickles: dict[tuple[str, str], bytes] = {}
+    for i in range(n):
+        d[key_of(i)] = value_of(i)
+        pickles[key_of(i)] = pickle.dumps(value_of(i), protocol=5)
+    rng = random.Random(n)
+    keys = [key_of(rng.randrange(n)) for _ in range(min(SAMPLE * 5, n))]
+
+    def ours() -> None:
+        for k in keys:
+            d[k]
+
+    def raw() -> None:
+        loads = pickle.loads
+        for k in keys:
+            loads(pickles[k])
+
+    t = interleaved({"ours": (None, ours), "raw": (None, raw)}, len(keys), 3 * repeats)
+    return Row.of(f"LocalDict get, N={n:,}", t, "ours", "raw", 3.0,
+                  note="raw: pickle.loads from a dict")
+
+
+# ---------------------------------------------------------------------------------- memory
+
+CHILD = r"""
+import json, os, pickle, sys, time
+sys.path[:0] = [sys.argv[1], sys.argv[2]]
+op, base = sys.argv[3], sys.argv[4]
+
+def peak_kb():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+
+def rss_kb():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+
+def reset_peak():
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+from persidict import FileDirDict
+from bench_file import walk_count
+import numpy as np  # imported by every child alike, so baselines match
+if op.startswith("array"):
+    mb = int(sys.argv[5])
+    d = FileDirDict(base_dir=base)
+    if op == "array_set":
+        arr = np.random.default_rng(0).random(mb * 2**20 // 8)
+        reset_peak(); before = rss_kb()
+        d["arr"] = arr
+    else:
+        reset_peak(); before = rss_kb()
+        arr = d["arr"]
+    print(json.dumps({"copies": (peak_kb() - before) * 1024 / arr.nbytes - (op == "array_get")}))
+    sys.exit()
+d = FileDirDict(base_dir=base)
+def raw_iter_keys():
+    cut = -4
+    stack = [(base, ())]
+    while stack:
+        path, prefix = stack.pop()
+        with os.scandir(path) as it:
+            for e in it:
+                if e.is_dir(follow_symlinks=False):
+                    stack.append((e.path, (*prefix, e.name)))
+                elif e.name.endswith(".pkl"):
+                    yield (*prefix, e.name[:cut])
+def raw_iter_items():
+    for k in raw_iter_keys():
+        with open(os.path.join(base, *k[:-1], k[-1] + ".pkl"), "rb") as f:
+            yield k, pickle.loads(f.read())
+ops = {
+    "len": lambda: len(d), "walk_count": lambda: walk_count(base, ".pkl"),
+    "iter_keys": lambda: sum(1 for _ in d.keys()),
+    "raw_iter_keys": lambda: sum(1 for _ in raw_iter_keys()),
+    "iter_items": lambda: sum(1 for _ in d.items()),
+    "raw_iter_items": lambda: sum(1 for _ in raw_iter_items()),
+}
+reset_peak(); before = rss_kb()
+ops[op]()
+print(json.dumps({"peak_kb": peak_kb(), "before_kb": before}))
+"""
+
+
+def child(op: str, base: Path, *extra: str) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, "-c", CHILD, str(REPO), str(HERE), op, str(base),
+                          *extra], capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr)
+    result: dict[str, Any] = json.loads(out.stdout)
+    return result
+
+
+def memory_rows(root: Path, n: int, array_mb: int) -> list[dict[str, Any]]:
+    base = root / f"mem_{n}"
+    populate(base, n)
+    time.sleep(0.2)
+    rows = []
+    for ours, raw, target in (("len", "walk_count", 1.5), ("iter_keys", "raw_iter_keys", None),
+                              ("iter_items", "raw_iter_items", None)):
+        a, b = child(ours, base), child(raw, base)
+        rows.append({"row": f"peak RSS of {ours}, N={n:,}", "ours_mb": a["peak_kb"] / 1024,
+                     "raw_mb": b["peak_kb"] / 1024,
+                     "ours_growth_mb": (a["peak_kb"] - a["before_kb"]) / 1024,
+                     "raw_growth_mb": (b["peak_kb"] - b["before_kb"]) / 1024,
+                     "ratio": a["peak_kb"] / b["peak_kb"], "target": target})
+    shutil.rmtree(base, ignore_errors=True)
+    if array_mb:
+        abase = root / "mem_array"
+        set_copies = child("array_set", abase, str(array_mb))["copies"]
+        get_copies = child("array_get", abase, str(array_mb))["copies"]
+        rows.append({"row": f"set of a {array_mb} MB array: copies held beyond the array",
+                     "ours": set_copies, "target": 1.0})
+        rows.append({"row": f"get of a {array_mb} MB array: copies held beyond the result",
+                     "ours": get_copies, "target": 1.1})
+        shutil.rmtree(abase, ignore_errors=True)
+    return rows
+
+
+def render_memory(rows: list[dict[str, Any]]) -> str:
+    lines = ["| memory | FileDirDict | raw limit | ratio | target | verdict |",
+             "|---|---:|---:|---:|---:|:---:|"]
+    for r in rows:
+        if "ratio" in r:
+            target = r["target"]
+            verdict = "info" if target is None else ("PASS" if r["ratio"] <= target else "MISS")
+            lines.append(f"| {r['row']} (growth: ours {r['ours_growth_mb']:.1f} MB, raw "
+                         f"{r['raw_growth_mb']:.1f} MB) | {r['ours_mb']:.1f} MB | "
+                         f"{r['raw_mb']:.1f} MB | {r['ratio']:.2f}x | "
+                         f"{'' if target is None else f'<= {target:g}x'} | {verdict} |")
+        else:
+            verdict = "PASS" if r["ours"] <= r["target"] else "MISS"
+            lines.append(f"| {r['row']} | {r['ours']:.2f} | | | <= {r['target']:g} | {verdict} |")
+    return "\n".join(lines)
+
+
+# -------------------------------------------------------------------------------------- S3
+
+def bench_s3(n: int, repeats: int) -> list[Row]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from persidict import BasicS3Dict
+    from persidict.s3_backend import READ_MANY_WORKERS
+    from tests.s3_support import DUMMY_CREDENTIALS, make_client, start_moto_server
+
+    os.environ.update(DUMMY_CREDENTIALS)
+    server, url = start_moto_server()
+    try:
+        client = make_client(url)
+        bucket = "bench-scale"
+        client.create_bucket(Bucket=bucket)
+        d: BasicS3Dict[Any] = BasicS3Dict(bucket_name=bucket, endpoint_url=url, client=client)
+        t0 = time.perf_counter()
+        payloads = [pickle.dumps(value_of(i), protocol=5) for i in range(n)]
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(lambda i: client.put_object(
+                Bucket=bucket, Key="/".join(key_of(i)) + EXT, Body=payloads[i]), range(n)))
+        print(f"  S3: {n:,} objects in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+
+        def raw_keys() -> list[str]:
+            out = []
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+                out.extend(obj["Key"] for obj in page.get("Contents", []))
+            return out
+
+        def raw_values() -> list[Any]:
+            names = raw_keys()
+
+            def get(name: str) -> Any:
+                return pickle.loads(client.get_object(Bucket=bucket, Key=name)["Body"].read())
+
+            with ThreadPoolExecutor(READ_MANY_WORKERS) as pool:
+                return list(pool.map(get, names))
+
+        lst = interleaved({"ours_len": (None, lambda: len(d)), "raw": (None, raw_keys),
+                           "ours_keys": (None, lambda: list(d.keys()))}, n, repeats)
+        vals = interleaved({"ours": (None, lambda: list(d.values())), "raw": (None, raw_values)},
+                           n, max(2, repeats // 2))
+    finally:
+        server.stop()
+    return [
+        Row.of(f"S3 len, {n:,} objects", lst, "ours_len", "raw", 1.2,
+               note="raw: list_objects_v2 paginator"),
+        Row.of(f"S3 keys, {n:,} objects", lst, "ours_keys", "raw", 1.2,
+               note="raw: list_objects_v2 paginator"),
+        Row.of(f"S3 values, {n:,} objects", vals, "ours", "raw", 1.5,
+               note=f"raw: paginator + GETs on {READ_MANY_WORKERS} threads"),
+    ]
+
+
+# ------------------------------------------------------------------------------------ plot
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by_op: dict[str, dict[str, list[tuple[int, float]]]] = {}
+    import re
+
+    for r in results["rows"]:
+        m = re.fullmatch(r"(.+), N=([\d,]+)", r["workload"])
+        if m is None or m.group(1).startswith("LocalDict"):
+            continue
+        op, n = m.group(1), int(m.group(2).replace(",", ""))
+        series = by_op.setdefault(op, {"ours": [], "raw": []})
+        series["ours"].append((n, r["ours"]))
+        series["raw"].append((n, r["limit"]))
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for (op, series), color in zip(sorted(by_op.items()), colors * 3, strict=False):
+        for who, style in (("ours", "-o"), ("raw", "--")):
+            pts = sorted(series[who])
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], style, color=color,
+                    label=f"{op} (FileDirDict)" if who == "ours" else None, linewidth=1.4)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("items in the store (N)")
+    ax.set_ylabel("microseconds per item (solid: FileDirDict, dashed: raw limit)")
+    ax.set_title("FileDirDict per-item cost against N")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------------------------ main
+
+def growth_rows(rows: list[Row], ns: list[int]) -> list[dict[str, Any]]:
+    """Ratio at the largest N over the ratio at the smallest: at most 1.25x."""
+    lo, hi = f"N={ns[0]:,}", f"N={ns[-1]:,}"
+    out = []
+    for r in rows:
+        if not r.workload.endswith(lo):
+            continue
+        op = r.workload[: -len(lo)]
+        big = next((x for x in rows if x.workload == op + hi), None)
+        if big is None or r.ratio is None or big.ratio is None:
+            continue
+        out.append({"row": f"{op.rstrip(', ')}: ratio at {hi} / ratio at {lo}",
+                    "ours": big.ratio / r.ratio, "target": 1.25})
+    return out
+
+
+def render_growth(rows: list[dict[str, Any]]) -> str:
+    lines = ["| growth with N | value | target | verdict |", "|---|---:|---:|:---:|"]
+    for r in rows:
+        verdict = "PASS" if r["ours"] <= r["target"] else "MISS"
+        lines.append(f"| {r['row']} | {r['ours']:.2f} | <= {r['target']:g} | {verdict} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--max-n", type=int, default=100_000)
+    ap.add_argument("--quick", action="store_true", help="N up to 10k, fewer repeats")
+    ap.add_argument("--no-s3", action="store_true")
+    ap.add_argument("--s3-n", type=int, default=10_000)
+    ap.add_argument("--array-mb", type=int, default=500, help="0: no big-array memory rows")
+    ap.add_argument("--dir", type=Path, default=REPO / ".bench")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = ap.parse_args()
+    max_n = 10_000 if args.quick else args.max_n
+    ns = [n for n in (1_000, 10_000, 100_000, 1_000_000) if n <= max_n]
+    repeats = 3 if args.quick else 5
+    args.dir.mkdir(parents=True, exist_ok=True)
+    root = Path(tempfile.mkdtemp(prefix="bench_scale_", dir=args.dir))
+    started, load = time.time(), os.getloadavg()[0]
+    rows: list[Row] = []
+    try:
+        for n in ns:
+            rows += bench_n(root, n, repeats)
+        for n in ns:
+            rows.append(bench_local(n, repeats))
+        growth = growth_rows(rows, ns) if len(ns) > 1 else []
+        memory = memory_rows(root, ns[-1], 0 if args.quick else args.array_mb)
+        if not args.no_s3:
+            rows += bench_s3(1000 if args.quick else args.s3_n, repeats)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    import diskcache
+
+    header = (f"Python {platform.python_version()} on {platform.platform()}, {os.cpu_count()} "
+              f"CPUs, diskcache {diskcache.__version__}; {time.time() - started:.0f} s; 1-min "
+              f"load average {load:.1f} at start, {os.getloadavg()[0]:.1f} at end. Times are per "
+              "item (listings: the whole call divided by N); ratios are medians of per-repeat "
+              "ratios of back-to-back runs.")
+    print(f"## Scale benchmark (N = {', '.join(f'{n:,}' for n in ns)})\n\n{header}\n")
+    print(render(rows))
+    print()
+    print(render_growth(growth))
+    print()
+    print(render_memory(memory))
+    misses = [r.workload for r in rows if r.verdict == "MISS"]
+    misses += [m["row"] for m in memory + growth if m.get("target") is not None and
+               m.get("ratio", m.get("ours")) > m["target"]]
+    print(f"\n{len(misses)} target(s) missed" + (": " + "; ".join(misses) if misses else ""))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    results = {"header": header, "ns": ns,
+               "rows": [{"workload": r.workload, "ours": r.ours, "limit": r.limit,
+                         "ratio": r.ratio, "target": r.target, "diskcache": r.diskcache,
+                         "verdict": r.verdict, "unit": r.unit} for r in rows],
+               "growth": growth, "memory": memory}
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    plot(results, args.out.with_suffix(".png"))
+    print(f"\nWritten: {args.out} and {args.out.with_suffix('.png')}")
+
+
+if __name__ == "__main__":
+    main()
