@@ -16,6 +16,7 @@ insert-if-absent, so any number of processes and machines can share one store.
 from __future__ import annotations
 
 from .decorator import persistent_cache
+from .encoder import register_hasher
 from .lifecycle import CacheEntry, FunctionSummary, PruneReport, list_functions, prune
 from .memoizer import CacheInfo, CacheStoreWarning
 from .stores import StoreUnavailableError
@@ -30,4 +31,5 @@ __all__ = [
     "list_functions",
     "persistent_cache",
     "prune",
+    "register_hasher",
 ]

@@ -1,10 +1,11 @@
-"""Canonical encodings of numpy and pandas values, for :mod:`persidict_memo.hashing`.
+"""Canonical encodings of numpy and pandas values; they join the encoder's registry on import.
 
 Neither library is imported here: these functions are reached only for objects whose type
 already came from them, and they find the modules in ``sys.modules``.
 
-* A numpy array is its dtype (byte order normalised to little-endian), its shape and its raw
-  C-contiguous buffer, which is digested in place (no copy unless the array is not contiguous).
+* A numpy array is its full dtype (byte order included: ``a.astype(">i4")`` is not ``a``, a
+  result may depend on it), its shape and its raw C-contiguous buffer, which is digested in
+  place (no copy unless the array is not contiguous).
   Object arrays are encoded element by element; structured dtypes holding objects are refused.
 * A pandas ``Index`` is its names, dtype and values (a ``RangeIndex`` equals the same integers
   spelled out); a ``MultiIndex`` is its names and the values of each level; a ``Series`` is its
@@ -16,10 +17,9 @@ already came from them, and they find the modules in ``sys.modules``.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from .hashing import Encoder
+from .encoder import Encoder, Handler, register_resolver
 
 __all__ = ["encode_numpy_array", "encode_numpy_scalar", "encode_pandas", "pandas_kind"]
 
@@ -30,21 +30,11 @@ def _dtype_descriptor(dtype: Any) -> str:
     return repr(dtype.descr)
 
 
-def _little_endian(arr: Any) -> Any:
-    order = arr.dtype.byteorder
-    if order == ">" or (order == "=" and sys.byteorder == "big"):
-        return arr.astype(arr.dtype.newbyteorder("<"))
-    return arr
-
-
 def _array_body(enc: Encoder, arr: Any) -> None:
     np = sys.modules["numpy"]
     dtype = arr.dtype
     if dtype.hasobject and dtype.kind != "O":
         raise TypeError(f"cannot hash a numpy array of structured dtype {dtype} holding objects")
-    if dtype.kind != "O" and dtype.fields is None:
-        arr = _little_endian(arr)
-        dtype = arr.dtype
     enc.tag(b"V", _dtype_descriptor(dtype))
     enc.count(arr.ndim)
     for dim in arr.shape:
@@ -162,3 +152,18 @@ def encode_pandas(enc: Encoder, obj: Any) -> None:
             _values(enc, obj)
 
         enc.guarded(obj, series)
+
+
+def _resolve_numpy_pandas(obj: Any, tp: type) -> Handler | None:
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        if isinstance(obj, numpy.ndarray):
+            return encode_numpy_array
+        if isinstance(obj, numpy.generic):
+            return encode_numpy_scalar
+    if sys.modules.get("pandas") is not None and pandas_kind(obj) is not None:
+        return encode_pandas
+    return None
+
+
+register_resolver(_resolve_numpy_pandas, order=20)

@@ -2,16 +2,20 @@
 
 A cached call lives under a six-component key::
 
-    ("v1", <module>, <qualname>, <code fingerprint>, <shard>, <argument digest>)
+    ("v2", <module>, <qualname>, <code fingerprint>, <shard>, <argument digest>)
 
-* ``"v1"`` is the key scheme: a future scheme gets a new tag and never misreads old entries.
+* ``"v2"`` is the key scheme: a future scheme gets a new tag and never misreads old entries.
+  (``v1`` keyed byte-swapped numpy arrays like native ones, so a ``v1`` entry of a native array
+  may hold the result of a byte-swapped call; ``v2`` never reads ``v1`` entries.)
 * ``<module>`` and ``<qualname>`` name the function (``<`` and ``>`` become ``(`` and ``)``, other
   unsafe characters ``_`` plus a short hash of the original, so no two names share a component).
   Scripts run as ``__main__`` (or ``__mp_main__`` in a spawned worker) are named after their file.
 * ``<code fingerprint>`` is ``src~`` and a short hash of the function's normalised source
-  (comments, docstrings, decorators and formatting do not count), ``code~`` and a hash of the code
-  object when the source is unavailable, or ``ver~<version>`` for a manual ``version=``. Results of
-  older versions of the code stay in the store, under their own fingerprint.
+  (comments, docstrings, decorators and formatting do not count), its closure values and the
+  helpers and constants of its package it uses (see :mod:`persidict_memo.fingerprint`);
+  ``code~`` when the source is unavailable; ``ver~<version>`` for a manual ``version=``
+  (``~`` and a hash of the closure values appended when there are any). Results of older
+  versions of the code stay in the store, under their own fingerprint.
 * ``<shard>`` is the first two hex digits of the digest (it spreads entries over directories).
 * ``<argument digest>`` is the 128-bit :func:`~persidict_memo.hashing.content_digest` of the
   normalised call: every parameter, bound through :func:`inspect.signature` with defaults
@@ -20,14 +24,12 @@ A cached call lives under a six-component key::
 
 from __future__ import annotations
 
-import ast
 import inspect
 import os
 import reprlib
 import struct
 import sys
-import textwrap
-import types
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
@@ -35,8 +37,10 @@ import xxhash
 
 from persidict import replace_unsafe_chars
 
+from . import hashing as _hashing  # noqa: F401  (imported for its handlers: they join the registry)
 from .call_errors import python_call_error
-from .hashing import Encoder
+from .encoder import Encoder, Hashers
+from .fingerprint import function_fingerprint
 
 __all__ = [
     "SCHEME",
@@ -45,7 +49,7 @@ __all__ = [
     "safe_component",
 ]
 
-SCHEME: Final = "v1"
+SCHEME: Final = "v2"
 _MAX_COMPONENT: Final = 200
 _ANGLES: Final = str.maketrans("<>", "()")
 _EMPTY: Final = inspect.Parameter.empty
@@ -98,75 +102,29 @@ def _module_name(func: Callable[..., Any]) -> str:
 # ------------------------------------------------------------------------------ fingerprints
 
 
-def _strip_docstrings(tree: ast.AST) -> None:
-    for node in ast.walk(tree):
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Module):
-            body = node.body
-            if (
-                body
-                and isinstance(body[0], ast.Expr)
-                and isinstance(body[0].value, ast.Constant)
-                and isinstance(body[0].value.value, str)
-            ):
-                node.body = body[1:] or [ast.Pass()]
-
-
-def _parse(source: str) -> ast.Module | None:
-    for text in (textwrap.dedent(source), "if 1:\n" + source):
-        try:
-            return ast.parse(text)
-        except SyntaxError:
-            continue
-    return None
-
-
-def _definition(tree: ast.Module, func: Callable[..., Any]) -> ast.AST | None:
-    """The node defining ``func`` in the parsed text of ``inspect.getsource(func)``."""
-    name = getattr(func, "__name__", "")
-    if name == "<lambda>":
-        lambdas = [node for node in ast.walk(tree) if isinstance(node, ast.Lambda)]
-        return lambdas[0] if len(lambdas) == 1 else None
-    for node in ast.walk(tree):
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == name:
-            node.decorator_list = []
-            return node
-    return None
-
-
-def _code_digest(code: types.CodeType) -> str:
-    enc = Encoder()
-    enc.encode(sys.version_info[:2])
-    enc.encode(code)
-    return xxhash.xxh3_128_hexdigest(enc.out)
-
-
-def code_fingerprint(func: Callable[..., Any], version: str | None = None) -> str:
+def code_fingerprint(
+    func: Callable[..., Any], version: str | None = None, ignore: Iterable[str] = ()
+) -> str:
     """The code-fingerprint key component of ``func``.
 
-    ``version`` (a string) overrides it. Otherwise the function's source is parsed, docstrings
-    and decorators are dropped and the remaining syntax tree (which has no comments, formatting
-    or line numbers) is hashed. Without source (``exec``, some REPLs) the code object is hashed.
+    ``src~`` and 16 hex digits of :func:`~persidict_memo.fingerprint.function_fingerprint`:
+    the normalised source, the closure values and the same-package helpers and constants the
+    function refers to (``code~`` when no source is found). A manual ``version`` (a string)
+    replaces the code part: ``ver~<version>``, followed by ``~`` and a digest of the closure
+    values when the function has any. ``ignore`` names closure variables left out.
+
+    Raises:
+        TypeError: a bad ``version``, or a closure variable that cannot be hashed.
     """
+    skip = frozenset(ignore)
     if version is not None:
         if not isinstance(version, str) or not version:
             raise TypeError(f"version must be a non-empty str or None, got {version!r}")
-        return safe_component(f"ver~{version}")
-    func = inspect.unwrap(func)
-    try:
-        source = inspect.getsource(func)
-    except (OSError, TypeError):
-        source = None
-    if source is not None:
-        tree = _parse(source)
-        node = None if tree is None else _definition(tree, func)
-        if node is not None:
-            _strip_docstrings(node)
-            dumped = ast.dump(node, annotate_fields=True, include_attributes=False)
-            return f"src~{_short_hash(dumped)}"
-    code = getattr(func, "__code__", None)
-    if not isinstance(code, types.CodeType):
-        raise TypeError(f"cannot fingerprint {func!r}: no source and no code object")
-    return f"code~{_code_digest(code)[:16]}"
+        base = safe_component(f"ver~{version}")
+        _kind, closure = function_fingerprint(func, ignore=skip, track_code=False)
+        return f"{base}~{closure[:16]}" if closure else base
+    kind, digest = function_fingerprint(func, ignore=skip)
+    return f"{kind}~{digest[:16]}"
 
 
 # ------------------------------------------------------------------------------ call keys
@@ -178,25 +136,43 @@ class CallKeyMaker:
     Args:
         func: the plain function whose calls are keyed (for a method, the function defined in
             the class body: ``self``/``cls`` is its first parameter).
-        ignore: names of parameters left out of the key; a name the signature does not have
-            raises :class:`ValueError`.
+        ignore: names of parameters (or closure variables) left out of the key; a name the
+            function does not have raises :class:`ValueError`.
         version: a manual code version replacing the source fingerprint.
+        hashers: ``{class: function}``: arguments that are instances of ``class`` are keyed by
+            ``function(argument)`` (see :func:`~persidict_memo.encoder.register_hasher`).
+
+    The code fingerprint (and with it :attr:`prefix`) is computed at the first key, once: by
+    then a closure's cells are bound.
     """
 
     def __init__(
-        self, func: Callable[..., Any], *, ignore: Iterable[str] = (), version: str | None = None
+        self,
+        func: Callable[..., Any],
+        *,
+        ignore: Iterable[str] = (),
+        version: str | None = None,
+        hashers: Mapping[type, Callable[[Any], Any]] | None = None,
     ) -> None:
         if isinstance(ignore, str):
             ignore = (ignore,)
         self.signature = inspect.signature(func)
         params = list(self.signature.parameters.values())
         names = {p.name for p in params}
+        code = getattr(inspect.unwrap(func), "__code__", None)
+        free = frozenset(code.co_freevars) if code is not None else frozenset()
         self.ignore: frozenset[str] = frozenset(ignore)
-        unknown = sorted(self.ignore - names)
+        unknown = sorted(self.ignore - names - free)
         if unknown:
             raise ValueError(
-                f"ignore= names {unknown} are not parameters of {func.__qualname__}{self.signature}"
+                f"ignore= names {unknown} are neither parameters nor closure variables of "
+                f"{func.__qualname__}{self.signature}"
             )
+        self._hashers = None if not hashers else Hashers(hashers)
+        self._func = func
+        self._version = version
+        if version is not None and (not isinstance(version, str) or not version):
+            raise TypeError(f"version must be a non-empty str or None, got {version!r}")
         self.qualname: str = getattr(func, "__qualname__", repr(func))
         self.name: str = getattr(func, "__name__", self.qualname)
         self._positional = tuple(p.name for p in params if p.kind in _POSITIONAL)
@@ -222,12 +198,31 @@ class CallKeyMaker:
         )
         self._header = _pack_count(len(self._kept))
         self._name_tags = tuple(_name_tag(n) for n in self._kept)
-        self.prefix: tuple[str, str, str, str] = (
-            SCHEME,
-            safe_component(_module_name(func)),
-            safe_component(self.qualname),
-            code_fingerprint(func, version),
-        )
+        self._name = (SCHEME, safe_component(_module_name(func)), safe_component(self.qualname))
+        self._prefix: tuple[str, str, str, str] | None = None
+        self._prefix_lock = threading.Lock()  # concurrent first calls agree on one snapshot
+
+    @property
+    def prefix(self) -> tuple[str, str, str, str]:
+        """``(scheme, module, qualname, code fingerprint)``: the key of every call but two parts.
+
+        Raises:
+            TypeError: a closure variable cannot be hashed (at the first call, naming it).
+        """
+        prefix = self._prefix
+        if prefix is None:
+            with self._prefix_lock:
+                prefix = self._prefix
+                if prefix is None:
+                    fingerprint = code_fingerprint(self._func, self._version, self.ignore)
+                    prefix = self._prefix = (*self._name, fingerprint)
+        return prefix
+
+    @prefix.setter
+    def prefix(self, prefix: tuple[str, str, str, str]) -> None:
+        # An engine worker files results under the prefix computed where the function was
+        # decorated (its closure and helpers may not be reproducible there).
+        self._prefix = prefix
 
     def bind(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
         """All parameters of the call in signature order, defaults applied, nothing ignored yet.
@@ -298,7 +293,7 @@ class CallKeyMaker:
                 out += b"s" + _pack_u(len(data)) + data
                 continue
             if enc is None:
-                enc = Encoder(out)
+                enc = Encoder(out, self._hashers)
             try:
                 enc.encode(value)
             except (TypeError, RecursionError) as exc:
@@ -308,21 +303,24 @@ class CallKeyMaker:
 
     def _unhashable(self, name: str, value: Any, exc: BaseException) -> str:
         where = repr(name)
+        hashers = self._hashers
         if name == self._var_keyword and isinstance(value, dict):
-            where = next((f"{name}[{k!r}]" for k, v in value.items() if _fails(v)), where)
+            where = next((f"{name}[{k!r}]" for k, v in value.items() if _fails(v, hashers)), where)
         elif name == self._var_positional and isinstance(value, tuple):
-            where = next((f"{name}[{i}]" for i, v in enumerate(value) if _fails(v)), where)
+            where = next((f"{name}[{i}]" for i, v in enumerate(value) if _fails(v, hashers)), where)
         reason = "value nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         return (
             f"{self.qualname}(): argument {where} cannot be hashed for the cache key: {reason}. "
-            f"Pass a hashable value, give its type a __persidict_hash__() method, "
+            f"Pass a hashable value, give its type a __persidict_hash__() method or register "
+            f"a hasher for it (persidict_memo.register_hasher, or hashers= here), "
             f"or leave the parameter out of the key with ignore=({name!r},)."
         )
 
     def key(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[str, ...]:
         """The full store key of a call."""
         digest = self.digest(args, kwargs)
-        return (*self.prefix, digest[:2], digest)
+        prefix = self._prefix or self.prefix
+        return (*prefix, digest[:2], digest)
 
     def describe(self, args: tuple[Any, ...], kwargs: Mapping[str, Any], limit: int = 200) -> str:
         """A short, human-readable rendering of the call's arguments (for metadata)."""
@@ -349,9 +347,9 @@ def _short_repr(value: Any) -> str:
         return f"<{type(value).__name__}>"
 
 
-def _fails(value: Any) -> bool:
+def _fails(value: Any, hashers: Hashers | None = None) -> bool:
     try:
-        Encoder().encode(value)
+        Encoder(hashers=hashers).encode(value)
     except (TypeError, RecursionError):
         return True
     return False

@@ -1,8 +1,9 @@
-"""Canonical encodings of callables, for :mod:`persidict_memo.hashing`.
+"""Canonical encodings of callables; they join the encoder's registry on import.
 
 Functions, classes and modules are identified by module and qualified name (what pickle uses
-to find them again). Lambdas and nested functions share names, so their code object
-(bytecode, names, constants), defaults and closure values count too; a nested function whose
+to find them again; a script's ``__main__`` and a spawn worker's ``__mp_main__`` are one name).
+Lambdas and nested functions share names, so their code object (bytecode, names, constants),
+defaults and closure values count too; a nested function whose
 closure holds itself (a recursive helper) is encoded with a back-reference instead of failing
 as a cycle. Bound methods are their function and ``__self__``; ``functools.partial`` objects
 their function, arguments and keywords.
@@ -12,10 +13,9 @@ from __future__ import annotations
 
 import functools
 import types
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from .hashing import Encoder, Handler
+from .encoder import Encoder, Handler, module_name, register_exact, register_resolver
 
 __all__ = [
     "encode_builtin",
@@ -32,7 +32,7 @@ def _named(tag: bytes) -> Handler:
     """Objects identified by their module and qualified name (classes, module-level functions)."""
 
     def handler(enc: Encoder, obj: Any) -> None:
-        module = getattr(obj, "__module__", None) or "?"
+        module = module_name(getattr(obj, "__module__", None) or "?")
         qualname = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
         if not isinstance(qualname, str):
             raise TypeError(f"cannot hash {obj!r}: it has no qualified name")
@@ -47,7 +47,7 @@ _function_name = _named(b"G")
 
 
 def encode_module(enc: Encoder, obj: types.ModuleType) -> None:
-    enc.tag(b"M", obj.__name__)
+    enc.tag(b"M", module_name(obj.__name__))
 
 
 def encode_function(enc: Encoder, obj: types.FunctionType) -> None:
@@ -105,3 +105,34 @@ def encode_partial(enc: Encoder, obj: functools.partial[Any]) -> None:
     enc.encode(obj.func)
     enc.encode(obj.args)
     enc.encode(obj.keywords)
+
+
+for _type, _handler in (
+    (type, encode_class),
+    (types.ModuleType, encode_module),
+    (types.FunctionType, encode_function),
+    (types.MethodType, encode_method),
+    (types.BuiltinFunctionType, encode_builtin),
+    (functools.partial, encode_partial),
+):
+    register_exact(_type, _handler)
+
+
+def _resolve_callable(obj: Any, tp: type) -> Handler | None:
+    """Subclasses and look-alikes (metaclasses, wrapt proxies of functions, code objects)."""
+    if isinstance(obj, type):
+        return encode_class
+    if isinstance(obj, types.FunctionType):
+        return encode_function
+    if isinstance(obj, types.MethodType):
+        return encode_method
+    if isinstance(obj, types.BuiltinFunctionType):
+        return encode_builtin
+    if isinstance(obj, functools.partial):
+        return encode_partial
+    if isinstance(obj, types.CodeType):
+        return encode_code
+    return None
+
+
+register_resolver(_resolve_callable, order=40)

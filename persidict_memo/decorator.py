@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 import types
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Final, Generic, ParamSpec, TypeVar, overload
 
 import wrapt
@@ -228,6 +228,7 @@ def persistent_cache(
     on_store_error: StoreErrorPolicy = "warn",
     durable: bool = False,
     memory_bytes: int = DEFAULT_MEMORY_BYTES,
+    hashers: Mapping[type, Callable[[Any], Any]] | None = None,
 ) -> Callable[[Callable[P, R]], CachedFunction[P, R]]: ...
 
 
@@ -244,6 +245,7 @@ def persistent_cache(
     on_store_error: StoreErrorPolicy = "warn",
     durable: bool = False,
     memory_bytes: int = DEFAULT_MEMORY_BYTES,
+    hashers: Mapping[type, Callable[[Any], Any]] | None = None,
 ) -> Any:
     """Cache a function's results persistently, content-addressed, shareable across processes.
 
@@ -253,7 +255,8 @@ def persistent_cache(
         store: ``None`` (a FileDirDict under ``$PERSIDICT_MEMO_DIR``, else
             ``$XDG_CACHE_HOME/persidict_memo`` or ``~/.cache/persidict_memo``), a directory,
             an ``"s3://bucket/prefix"`` URL, or any PersiDict. Opened on first use.
-        ignore: names of parameters left out of the key (``verbose``, ``n_jobs``...).
+        ignore: names of parameters left out of the key (``verbose``, ``n_jobs``...), or of
+            closure variables whose values the results do not depend on.
         version: ``None`` to key results by the function's normalised source; a string to
             key them by this manual version instead.
         lease: compute each uncached call once across processes and machines; the other
@@ -271,6 +274,9 @@ def persistent_cache(
         memory_bytes: the budget, in pickled bytes, of this function's in-process memory of
             results (default 64 MiB; 0 turns it off); a result bigger than an eighth of it is
             not kept in memory (its next hit reads the store).
+        hashers: ``{class: function}``: arguments that are instances of ``class`` (or of a
+            subclass) are keyed by ``function(argument)``, for this function only (see
+            :func:`persidict_memo.register_hasher`, which applies to all).
 
     Raises:
         TypeError: for generator functions, classes and other non-functions, and bad options.
@@ -289,6 +295,7 @@ def persistent_cache(
         "on_store_error": on_store_error,
         "durable": durable,
         "memory_bytes": memory_bytes,
+        "hashers": hashers,
     }
 
     def decorate(target: Any) -> Any:

@@ -40,28 +40,20 @@ import datetime
 import decimal
 import enum
 import fractions
-import functools
 import pathlib
 import struct
-import sys
 import types
 import uuid
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable
 from typing import Any, Final
 
 import xxhash
 
-from .arrays import encode_numpy_array, encode_numpy_scalar, encode_pandas, pandas_kind
-from .callables import (
-    encode_builtin,
-    encode_class,
-    encode_code,
-    encode_function,
-    encode_method,
-    encode_module,
-    encode_partial,
-)
+# The encodings of numpy/pandas values and of callables live in their own modules, which join
+# the encoder's registry when imported; importing them here makes content_digest complete.
+from . import arrays as _arrays  # noqa: F401
+from . import callables as _callables  # noqa: F401
+from .encoder import Encoder, Handler, register_exact, register_resolver, type_name
 
 __all__ = ["Encoder", "content_digest", "content_hash", "type_name"]
 
@@ -70,112 +62,8 @@ _pack_q: Final = struct.Struct("<q").pack
 _pack_u: Final = struct.Struct("<Q").pack
 _pack_d: Final = struct.Struct("<d").pack
 _CANONICAL_NAN: Final = _pack_d(float("nan"))
-_BIG_BYTES: Final = 1 << 16  # longer byte strings are digested in place instead of copied
 _INT64_MIN: Final = -(1 << 63)
 _INT64_MAX: Final = (1 << 63) - 1
-
-Handler = Callable[["Encoder", Any], None]
-
-
-def type_name(tp: type) -> str:
-    """The qualified name ``module.qualname`` of a type: its identity in a hash."""
-    return f"{getattr(tp, '__module__', '?')}.{getattr(tp, '__qualname__', tp.__name__)}"
-
-
-class Encoder:
-    """Writes the canonical encoding of values into one growing buffer.
-
-    One encoder serves one top-level value; ``_active`` holds the ids of the containers being
-    encoded, so a cycle raises :class:`TypeError` instead of recursing forever.
-    """
-
-    __slots__ = ("_active", "out")
-
-    def __init__(self, out: bytearray | None = None) -> None:
-        self.out = bytearray() if out is None else out
-        self._active: set[int] = set()
-
-    def encode(self, obj: Any) -> None:
-        """Append the encoding of ``obj`` (raises TypeError when it cannot be hashed reliably)."""
-        tp = type(obj)
-        handler = _EXACT.get(tp)
-        if handler is None:
-            handler = _resolve(obj, tp)
-        handler(self, obj)
-
-    def digest_of(self, obj: Any) -> bytes:
-        """The 16-byte digest of ``obj`` on its own (sharing this encoder's cycle guard)."""
-        saved = self.out
-        self.out = bytearray()
-        try:
-            self.encode(obj)
-            return _digest(self.out)
-        finally:
-            self.out = saved
-
-    def tag(self, tag: bytes, text: str) -> None:
-        """Append a tag followed by a length-prefixed UTF-8 string."""
-        data = text.encode("utf-8", "surrogatepass")
-        self.out += tag + _pack_u(len(data)) + data
-
-    def raw(self, tag: bytes, data: Any) -> None:
-        """Append a tag and a length-prefixed byte string (large ones by their digest)."""
-        if not isinstance(data, bytes | bytearray):
-            data = memoryview(data).cast("B")
-        n = len(data)
-        if n > _BIG_BYTES:
-            self.out += b"#" + tag + _digest(data)
-        else:
-            self.out += tag + _pack_u(n)
-            self.out += data
-
-    def type_tag(self, tag: bytes, tp: type) -> None:
-        """Append a tag followed by the qualified name of a type."""
-        self.tag(tag, type_name(tp))
-
-    def count(self, n: int) -> None:
-        """Append a length."""
-        self.out += _pack_u(n)
-
-    def is_active(self, obj: Any) -> bool:
-        """Whether ``obj`` is being encoded further up (a back-reference would be a cycle)."""
-        return id(obj) in self._active
-
-    def _enter(self, obj: Any) -> int:
-        key = id(obj)
-        if key in self._active:
-            raise TypeError(
-                f"cannot hash a cyclic structure: a {type(obj).__name__} contains itself"
-            )
-        self._active.add(key)
-        return key
-
-    def sequence(self, tag: bytes, obj: Any, items: Any) -> None:
-        """Append an ordered container: tag, length, then each item."""
-        key = self._enter(obj)
-        try:
-            self.out += tag + _pack_u(len(items))
-            for item in items:
-                self.encode(item)
-        finally:
-            self._active.discard(key)
-
-    def unordered(self, tag: bytes, obj: Any, items: Any) -> None:
-        """Append an order-free container: tag, length, then the sorted digests of its items."""
-        key = self._enter(obj)
-        try:
-            digests = sorted(self.digest_of(item) for item in items)
-        finally:
-            self._active.discard(key)
-        self.out += tag + _pack_u(len(digests)) + b"".join(digests)
-
-    def guarded(self, obj: Any, body: Callable[[], None]) -> None:
-        """Run ``body`` with ``obj`` marked active (cycle detection for arbitrary objects)."""
-        key = self._enter(obj)
-        try:
-            body()
-        finally:
-            self._active.discard(key)
 
 
 def content_digest(obj: Any) -> bytes:
@@ -338,7 +226,7 @@ def _path(enc: Encoder, obj: pathlib.PurePath) -> None:
     enc.tag(b"s", str(obj))
 
 
-_EXACT: dict[type, Handler] = {
+_EXACT_HANDLERS: dict[type, Handler] = {
     type(None): _none,
     bool: _bool,
     int: _int,
@@ -366,12 +254,6 @@ _EXACT: dict[type, Handler] = {
     uuid.UUID: _uuid,
     range: _range,
     slice: _slice,
-    type: encode_class,
-    types.ModuleType: encode_module,
-    types.FunctionType: encode_function,
-    types.MethodType: encode_method,
-    types.BuiltinFunctionType: encode_builtin,
-    functools.partial: encode_partial,
 }
 for _path_type in (
     pathlib.PurePath,
@@ -381,14 +263,11 @@ for _path_type in (
     pathlib.PosixPath,
     pathlib.WindowsPath,
 ):
-    _EXACT[_path_type] = _path
+    _EXACT_HANDLERS[_path_type] = _path
+for _type, _handler in _EXACT_HANDLERS.items():
+    register_exact(_type, _handler)
 
 # ------------------------------------------------------------ everything resolved by inspection
-
-
-def _hook(enc: Encoder, obj: Any) -> None:
-    enc.tag(b"h", type_name(type(obj)))
-    enc.guarded(obj, lambda: enc.encode(obj.__persidict_hash__()))
 
 
 def _enum(enc: Encoder, obj: enum.Enum) -> None:
@@ -412,90 +291,24 @@ def _dataclass(enc: Encoder, obj: Any) -> None:
     enc.guarded(obj, body)
 
 
-def _by_reduce(enc: Encoder, obj: Any) -> None:
-    """Plain objects: qualified type name plus what pickling would save of them."""
-    tp = type(obj)
-    try:
-        reduced = obj.__reduce_ex__(4)
-    except Exception as exc:
-        raise TypeError(f"cannot hash a {type_name(tp)} object reliably: {exc}") from None
-    enc.tag(b"r", type_name(tp))
-    if isinstance(reduced, str):  # a module-level singleton, pickled by name
-        enc.tag(b"s", reduced)
-        return
-    if not isinstance(reduced, tuple) or not 2 <= len(reduced) <= 6:
-        raise TypeError(f"cannot hash a {type_name(tp)} object: unexpected __reduce_ex__ result")
-    parts = list(reduced) + [None] * (6 - len(reduced))
-    constructor, args, state, list_items, dict_items, _setter = parts
-
-    def body() -> None:
-        enc.encode(constructor)
-        enc.encode(args)
-        enc.encode(state)
-        enc.encode(None if list_items is None else list(list_items))
-        enc.encode(None if dict_items is None else dict(dict_items))
-
-    enc.guarded(obj, body)
-
-
-def _is_proxy(obj: Any, tp: type) -> bool:
-    """True for transparent proxies (wrapt), whose ``__class__`` is not their real type."""
-    try:
-        return obj.__class__ is not tp
-    except Exception:
-        return True
-
-
-_resolved: dict[type, Handler] = {}
-_RESOLVED_MAX: Final = 4096
-
-
-def _resolve(obj: Any, tp: type) -> Handler:
-    """Find the handler of a type that is not one of the exact builtins (memoised per type)."""
-    handler = _resolved.get(tp)
-    if handler is not None:
-        return handler
-    handler = _inspect(obj, tp)
-    if not _is_proxy(obj, tp):
-        if len(_resolved) >= _RESOLVED_MAX:
-            _resolved.clear()
-        _resolved[tp] = handler
-    return handler
-
-
-def _inspect(obj: Any, tp: type) -> Handler:
-    if callable(getattr(tp, "__persidict_hash__", None)):
-        return _hook
-    if isinstance(obj, enum.Enum):
-        return _enum
-    numpy = sys.modules.get("numpy")
-    if numpy is not None:
-        if isinstance(obj, numpy.ndarray):
-            return encode_numpy_array
-        if isinstance(obj, numpy.generic):
-            return encode_numpy_scalar
-    if sys.modules.get("pandas") is not None and pandas_kind(obj) is not None:
-        return encode_pandas
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return _dataclass
-    if isinstance(obj, type):
-        return encode_class
-    if isinstance(obj, types.FunctionType):
-        return encode_function
-    if isinstance(obj, types.MethodType):
-        return encode_method
-    if isinstance(obj, types.BuiltinFunctionType):
-        return encode_builtin
-    if isinstance(obj, functools.partial):
-        return encode_partial
-    if isinstance(obj, pathlib.PurePath):
-        return _path
-    if isinstance(obj, types.CodeType):
-        return encode_code
-    if isinstance(obj, types.GeneratorType | types.CoroutineType | types.AsyncGeneratorType):
-        return _refuse
-    return _by_reduce
-
-
 def _refuse(enc: Encoder, obj: Any) -> None:
     raise TypeError(f"cannot hash a {type_name(type(obj))} object: its content is not a value")
+
+
+def _resolve_enum(obj: Any, tp: type) -> Handler | None:
+    return _enum if isinstance(obj, enum.Enum) else None
+
+
+def _resolve_standard(obj: Any, tp: type) -> Handler | None:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return _dataclass
+    if isinstance(obj, pathlib.PurePath):
+        return _path
+    if isinstance(obj, types.GeneratorType | types.CoroutineType | types.AsyncGeneratorType):
+        return _refuse
+    return None
+
+
+# enums first (an IntEnum is an int), numpy/pandas at 20, dataclasses, callables at 40
+register_resolver(_resolve_enum, order=10)
+register_resolver(_resolve_standard, order=30)

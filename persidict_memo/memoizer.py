@@ -92,7 +92,7 @@ class Memoizer:
     Args:
         func: the plain function (for methods, the function in the class body).
         store: see :func:`persidict_memo.stores.open_store`; opened on first use.
-        ignore, version: see :class:`~persidict_memo.call_keys.CallKeyMaker`.
+        ignore, version, hashers: see :class:`~persidict_memo.call_keys.CallKeyMaker`.
         lease: compute each uncached call once across processes.
         lease_timeout: seconds after which a silent lease holder is presumed dead.
         check_determinism: probability that a hit is recomputed and compared with the stored
@@ -115,8 +115,9 @@ class Memoizer:
         on_store_error: StoreErrorPolicy,
         durable: bool = False,
         memory_bytes: int = DEFAULT_MEMORY_BYTES,
+        hashers: Mapping[type, Callable[[Any], Any]] | None = None,
     ) -> None:
-        self.keys = CallKeyMaker(func, ignore=ignore, version=version)
+        self.keys = CallKeyMaker(func, ignore=ignore, version=version, hashers=hashers)
         self.function_name = f"{func.__module__}.{self.keys.qualname}"
         self._store_arg = store
         self._store: ResultStore | None = None

@@ -147,7 +147,7 @@ def test_key_layout_and_safety() -> None:
     maker = CallKeyMaker(outer())
     key = maker.key((np.arange(3),), {})
     assert len(key) == 6
-    assert key[0] == SCHEME == "v1"
+    assert key[0] == SCHEME == "v2"
     assert key[1] == __name__.replace("<", "(")
     assert key[2] == "test_key_layout_and_safety.(locals).outer.(locals).inner"
     assert key[3].startswith("src~")

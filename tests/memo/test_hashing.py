@@ -190,11 +190,21 @@ def test_numpy_arrays_by_dtype_shape_content() -> None:
     assert h(np.zeros(0)) != h(np.zeros((0, 3)))
 
 
-def test_numpy_layout_and_byte_order_do_not_matter() -> None:
+def test_numpy_memory_layout_does_not_matter() -> None:
     a = np.arange(12, dtype=np.int64).reshape(3, 4)
     assert h(np.asfortranarray(a)) == h(a)
     assert h(a[:, ::2]) == h(np.ascontiguousarray(a[:, ::2]))
-    assert h(a.astype(">i8")) == h(a)
+
+
+def test_numpy_byte_order_is_part_of_the_key() -> None:
+    """Issue 9: ``a.astype(">i4")`` and ``a`` are different calls (``tobytes()`` differs)."""
+    a = np.arange(12, dtype="<i4")
+    assert h(a.astype(">i4")) != h(a)
+    assert h(a.astype(">i4")) == h(a.astype(">i4").copy())
+    assert h(a.astype("=i4")) == h(a.astype(np.dtype("i4").newbyteorder("=")))
+    record = np.dtype([("x", "<f8"), ("y", "<i2")])
+    assert h(np.zeros(3, record)) != h(np.zeros(3, record.newbyteorder(">")))
+    assert h(np.float64(1.0)) == h(np.float64(1.0))
 
 
 def test_numpy_arrays_differing_in_one_middle_element_never_collide() -> None:
