@@ -605,6 +605,9 @@ def main() -> None:
     ap.add_argument("--dir", type=Path, default=REPO / ".bench",
                     help="where the stores live (default: .bench/ in the repo, gitignored)")
     ap.add_argument("--profile", metavar="WORKLOAD", help="cProfile FileDirDict on a workload")
+    from bench_json import add_json_option, progress, row, write_json
+
+    add_json_option(ap)
     args = ap.parse_args()
 
     n_small, n_list, mb = (300, 2000, 10) if args.quick else (2000, 10_000, 50)
@@ -619,9 +622,13 @@ def main() -> None:
             return
         started = time.time()
         load_before = os.getloadavg()
+        progress(f"small values: set/get/in/delete of {n_small:,} items, {repeats} repeats")
         rows = bench_small(root, n_small, repeats)
+        progress(f"listings of {n_list:,} items")
         rows += bench_listing(root, n_list, list_repeats)
+        progress(f"a {mb} MB array")
         rows += bench_array(root, mb, array_repeats)
+        progress("import time")
         import_rows, heavy = bench_import(7 if not args.quick else 3, root)
         rows += import_rows
     finally:
@@ -644,6 +651,9 @@ def main() -> None:
           + (", ".join(heavy) if heavy else "none (no pandas, numpy, boto3)"))
     misses = [r.workload for r in rows if r.verdict == "MISS"]
     print(f"\n{len(misses)} target(s) missed" + (": " + "; ".join(misses) if misses else ""))
+    write_json(args.json, "bench_file", args.quick, [
+        row(r.workload, {"raw limit": r.ratio, "diskcache": r.dc_ratio},
+            r.target, r.verdict) for r in rows if not r.absolute])
 
 
 if __name__ == "__main__":

@@ -460,6 +460,9 @@ def main() -> None:
                     help="where the stores live (default: .bench/ in the repo, gitignored)")
     ap.add_argument("--profile", metavar="CASE",
                     help="cProfile persistent_cache on a case: warm, array, miss")
+    from bench_json import add_json_option, progress, row, write_json
+
+    add_json_option(ap)
     args = ap.parse_args()
 
     if args.quick:
@@ -477,13 +480,17 @@ def main() -> None:
             return
         started = time.time()
         load_before = os.getloadavg()
+        progress(f"warm hits, {warm_repeats} repeats")
         rows, targets = bench_warm(root, warm_repeats, warm_budget)
+        progress(f"a {ARRAY_MB} MB array argument, {array_repeats} repeats")
         more, tg = bench_array(root, array_repeats, ARRAY_MB, dc_hits, dc_bound)
         rows += more
         targets += tg
+        progress(f"misses, {miss_repeats} repeats")
         more, tg = bench_miss(root, miss_repeats, miss_budget)
         rows += more
         targets += tg
+        progress(f"a 4-process stampede, {rounds} round(s)")
         more, tg = bench_stampede(root, rounds)
         rows += more
         targets += tg
@@ -513,6 +520,13 @@ def main() -> None:
         print(f"| {tg.text} | {tg.measured} | {'PASS' if tg.ok else 'MISS'} |")
     misses = [tg.text for tg in targets if not tg.ok]
     print(f"\n{len(misses)} target(s) missed" + (": " + "; ".join(misses) if misses else ""))
+    by_case: dict[str, dict[str, float | None]] = {}
+    for r in rows:  # vs_pc is theirs / ours ("3.20x"); the JSON records ours / theirs
+        x = r.vs_pc.split("x")[0]
+        if r.impl != PC and x.replace(".", "", 1).isdigit() and float(x) > 0:
+            by_case.setdefault(r.case, {})[r.impl] = 1 / float(x)
+    write_json(args.json, "bench_memo", args.quick,
+               [row(case, ratios) for case, ratios in by_case.items()])
 
 
 if __name__ == "__main__":

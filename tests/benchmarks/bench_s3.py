@@ -366,6 +366,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--batch", type=int, default=None, help="keys per timed batch")
+    from bench_json import add_json_option, progress, write_json
+    from bench_json import row as record
+
+    add_json_option(parser)
     args = parser.parse_args()
     repeats = args.repeats or (9 if args.quick else 41)
     batch = args.batch or (10 if args.quick else 20)
@@ -394,7 +398,9 @@ def main() -> None:
         rows, stores = build_rows(client, base_dir)
         keys = [f"k{i:04d}" for i in range(batch)]
         populate(stores, client, keys)
+        progress(f"{len(rows)} operations x {repeats} repeats x {batch} keys")
         measure(rows, keys, repeats, counter)
+        progress("get_subdict and clear()")
         subdict = measure_subdict(stores, client, counter, repeats)
         clear = measure_clear(stores, client, counter, 1 if args.quick else 3)
     finally:
@@ -412,6 +418,7 @@ def main() -> None:
           "| requests ours | requests raw | result |")
     print("|---|---:|---:|---|---:|---:|---|---|---|---|")
     misses = 0
+    records = []
     for row in rows:
         ours = statistics.median(w for w, _ in row.ours_ms)
         raw = statistics.median(w for w, _ in row.raw_ms)
@@ -425,6 +432,9 @@ def main() -> None:
             target = f"<= {RATIO_TARGET}x, same requests"
             ok = ratio <= RATIO_TARGET and row.n_ours <= row.n_raw
         misses += not ok
+        records.append(record(row.name, {"raw boto3": ratio},
+                              None if "append-only" in row.name else RATIO_TARGET,
+                              "PASS" if ok else "MISS"))
         print(f"| {row.name} | {ours:.3f} | {raw:.3f} | {row.raw_label} | {ratio:.2f} | "
               f"{cpu_ratio:.2f} | {target} | {row.ours_requests} | {row.raw_requests} | "
               f"{'PASS' if ok else 'MISS'} |")
@@ -442,6 +452,7 @@ def main() -> None:
         print(f"| `clear()` of {CLEAR_OBJECTS:,} objects | {elapsed:.1f} | | | | | "
               f"<= {limit} requests | {requests} | | {'PASS' if ok else 'MISS'} |")
     print(f"\n{misses} row(s) missed.")
+    write_json(args.json, "bench_s3", args.quick, records)
 
 
 if __name__ == "__main__":

@@ -137,6 +137,9 @@ def main() -> None:
                         help="wall: perf_counter (default); cpu: this process's user+sys CPU "
                              "time, steadier on a busy machine (reads hit the page cache, so "
                              "there is no I/O wait to leave out)")
+    from bench_json import add_json_option, progress, row, write_json
+
+    add_json_option(parser)
     args = parser.parse_args()
     repeats = args.repeats or (7 if args.quick else 41)
     budget = 0.005 if args.quick else 0.02
@@ -146,6 +149,7 @@ def main() -> None:
           f"repeats, {args.clock} clock\n")
     results: dict[str, dict[str, float]] = {}
     for shape, make_value in VALUES.items():
+        progress(f"{shape} values: {repeats} repeats")
         base = Path(tempfile.mkdtemp(prefix="bench_wrappers_"))
         try:
             results[shape] = measure(build(base, make_value), repeats, budget,
@@ -177,6 +181,24 @@ def main() -> None:
               f"{'PASS' if r['LocalDict'] < 2 else 'FAIL'}; "
               f"MutableDictCached warm hit = {mc:.2f}x an uncached FileDirDict read "
               f"(target < 1): {'PASS' if mc < 1 else 'FAIL'}")
+    targets = {"AppendOnlyDictCached(FileDirDict, LocalDict)": ("LocalDict", 2.0),
+               "MutableDictCached(FileDirDict, LocalDict, LocalDict)":
+                   ("FileDirDict (uncached read)", 1.0)}
+    records = []
+    for s in shapes:
+        r = results[s]
+        for name in r:
+            if name in ("LocalDict", "FileDirDict (uncached read)"):
+                continue
+            base_name, limit = targets.get(name, ("LocalDict", None))
+            ratios = {"LocalDict": r[name] / r["LocalDict"],
+                      "uncached FileDirDict": r[name] / r["FileDirDict (uncached read)"]}
+            ratio = r[name] / r[base_name]
+            verdict = "info" if limit is None else "PASS" if ratio <= limit else "MISS"
+            if base_name != "LocalDict":
+                ratios = dict(reversed(ratios.items()))  # the target's baseline first
+            records.append(row(f"{name}, {s}", ratios, limit, verdict))
+    write_json(args.json, "bench_wrappers", args.quick, records)
 
 
 if __name__ == "__main__":
