@@ -8,7 +8,8 @@ Only the combinations a kind can be are generated (WriteOnceDict is always appen
 MutableDictCached never is): a test that takes an ``append_only`` argument runs once per kind and
 mode that kind supports; any other test runs on the kinds that support the modes it uses, read
 from the helpers it calls (``append_only_store`` / ``mutable_store``; a bare ``make_store()``
-is mutable).
+is mutable). A test marked ``atomic_kinds`` runs only on the kinds whose conditional writes are
+one atomic decision.
 
 Adding a backend = adding one ``StoreKind`` to ``KINDS``.
 """
@@ -177,9 +178,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             indirect=["make_store"])
         return
     modes = _modes_used(metafunc.function)
+    atomic_only = metafunc.definition.get_closest_marker("atomic_kinds") is not None
     metafunc.parametrize(
         "make_store",
-        [pytest.param(k, id=k.name, marks=k.marks) for k in KINDS if modes <= k.modes],
+        [pytest.param(k, id=k.name, marks=k.marks) for k in KINDS
+         if modes <= k.modes and (k.atomic or not atomic_only)],
         indirect=True)
 
 

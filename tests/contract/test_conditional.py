@@ -454,10 +454,10 @@ def test_transform_item_conflicting_delete(make_store: Any) -> None:
     assert d["a"] == 3
 
 
+@pytest.mark.atomic_kinds  # only the kinds whose conditional writes are one atomic decision
 def test_transform_item_is_atomic_under_threads(make_store: Any) -> None:
     """Concurrent increments never lose an update where conditional writes are atomic."""
-    if not make_store.kind.atomic:
-        pytest.skip("conditional writes of this kind are check-then-act")
+    assert make_store.kind.atomic
     d = mutable_store(make_store)
     d["n"] = 0
     n_threads, n_incs = 3, 4
