@@ -40,6 +40,7 @@ myst_heading_anchors = 3
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 autodoc_typehints_format = "short"
+autodoc_typehints_description_target = "documented_params"  # no second, bare parameter list
 autodoc_preserve_defaults = True
 autodoc_default_options = {"undoc-members": False}
 napoleon_google_docstring = True

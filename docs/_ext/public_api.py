@@ -79,6 +79,14 @@ class PublicApi(SphinxDirective):
         return container.children
 
 
+def _skip_field_aliases(app: Sphinx, what: str, name: str, obj: Any, skip: bool,
+                        options: Any) -> bool | None:
+    """NamedTuple fields are documented by their class's ``Attributes:`` section already."""
+    doc = getattr(obj, "__doc__", None) or ""
+    return True if doc.startswith("Alias for field number") else None
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive("public-api", PublicApi)
+    app.connect("autodoc-skip-member", _skip_field_aliases)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
