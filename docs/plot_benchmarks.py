@@ -86,6 +86,8 @@ def main() -> None:
         raise SystemExit(f"no benchmark JSON in {args.dir}: run the bench scripts with --json")
     for path in files:
         record = json.loads(path.read_text(encoding="utf-8"))
+        if "benchmark" not in record:  # another format (bench_scale.py draws its own chart)
+            continue
         if not any(r["ratios"] for r in record["rows"]):
             continue
         out = path.with_suffix(".png")
