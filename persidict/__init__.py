@@ -33,9 +33,11 @@ from .local_dict import LocalDict
 from .markers import (
     ALWAYS_RETRIEVE,
     ANY_ETAG,
+    CONTINUE_NORMAL_EXECUTION,
     DELETE_CURRENT,
     ETAG_HAS_CHANGED,
     ETAG_IS_THE_SAME,
+    EXECUTION_IS_COMPLETE,
     IF_ETAG_CHANGED,
     ITEM_NOT_AVAILABLE,
     KEEP_CURRENT,
@@ -164,5 +166,6 @@ __all__ = [
 ]
 
 # Not in __all__ (as in persidict 0.309) but reachable: SAFE_CHARS_SET, SAFE_STRING_MAX_LENGTH,
-# contains_unsafe_chars.
-_EXTRA_PUBLIC = (SAFE_CHARS_SET, SAFE_STRING_MAX_LENGTH, contains_unsafe_chars)
+# contains_unsafe_chars, and the answers of the subclass hook PersiDict._process_setitem_args.
+_EXTRA_PUBLIC = (SAFE_CHARS_SET, SAFE_STRING_MAX_LENGTH, contains_unsafe_chars,
+                 CONTINUE_NORMAL_EXECUTION, EXECUTION_IS_COMPLETE)

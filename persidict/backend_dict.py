@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .errors import BackendError, ConcurrencyConflictError, MutationPolicyError
+from .iteration import generic_iter_via_iterate
 from .keys import (
     NonEmptyPersiDictKey,
     NonEmptySafeStrTuple,
@@ -54,6 +55,7 @@ __all__ = ["BackendDict"]
 
 # How often a compare-and-swap that lost a race is re-evaluated before giving up.
 _CAS_ATTEMPTS = 16
+_UNENCODED: Any = object()
 
 
 class BackendDict(PersiDict[ValueType]):
@@ -61,6 +63,7 @@ class BackendDict(PersiDict[ValueType]):
 
     _backend: Backend
     _serializer: Serializer
+    _generic_iter = generic_iter_via_iterate  # 0.309's iteration hook, from _iterate
 
     def __init__(self, *, backend: Backend, append_only: bool = False,
                  base_class_for_values: type | None = None,
@@ -99,7 +102,7 @@ class BackendDict(PersiDict[ValueType]):
         k = normalize_key(key)
         got = self._backend.read(k.strings)
         if got is None or isinstance(got, NotModified):
-            raise KeyError(k)
+            raise KeyError(k) from self._backend.missing(k.strings)
         return self._decode(k, got[0])  # type: ignore[no-any-return]
 
     def __contains__(self, key: object) -> bool:
@@ -294,7 +297,7 @@ class BackendDict(PersiDict[ValueType]):
         check_retrieve(retrieve_value)
         k = normalize_key(key)
         check_condition(condition, expected_etag, expected_etag)
-        payload = self._encode(default_value)
+        payload: Any = _UNENCODED  # the default is checked and encoded only if it is written
         for _ in range(_CAS_ATTEMPTS):
             actual = self._actual(k.strings)
             satisfied = check_condition(condition, expected_etag, actual)
@@ -302,6 +305,8 @@ class BackendDict(PersiDict[ValueType]):
                 return self._existing_result(k, satisfied, actual, expected_etag, retrieve_value)
             if not satisfied:
                 return ia_result(False)
+            if payload is _UNENCODED:
+                payload = self._encode(default_value)
             st = self._backend.write(k.strings, payload, if_match=ITEM_NOT_AVAILABLE)
             if st is not None:
                 return written_result(ITEM_NOT_AVAILABLE, ETagValue(st.etag), default_value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from .iteration import generic_iter_via_iterate
 from .keys import (
     NonEmptyPersiDictKey,
     PersiDictKey,
@@ -58,6 +59,8 @@ class EmptyDict(PersiDict[ValueType]):
     def _iterate(self, with_values: bool, with_timestamps: bool
                  ) -> Iterator[tuple[SafeStrTuple, Any, float | None]]:
         return iter(())
+
+    _generic_iter = generic_iter_via_iterate  # 0.309's iteration hook, from _iterate
 
     def _remove_item(self, key: SafeStrTuple) -> bool:
         return False

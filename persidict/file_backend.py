@@ -322,6 +322,13 @@ class FileBackend(FileScans, Backend):
             backend=self.name, operation="read", key=key,
         )
 
+    def missing(self, key: Key) -> Exception | None:
+        try:
+            path = self.path_for(key)
+        except ValueError:
+            return None
+        return FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+
     @staticmethod
     def _read_fd(fd: int, size: int) -> bytes:
         data = os.read(fd, size + 1)

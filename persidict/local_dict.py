@@ -146,6 +146,16 @@ class MemoryBackend(Backend):
         return f"memory{'/' + '/'.join(self.prefix) if self.prefix else ''}"
 
 
+def _normalised_prune_interval(prune_interval: object) -> int | None:
+    """0.309's reading of ``prune_interval``: None stays None, ints stay, junk means 64."""
+    if prune_interval is None:
+        return None
+    try:
+        return int(prune_interval)  # type: ignore[call-overload, no-any-return]
+    except (TypeError, ValueError):
+        return 64
+
+
 class LocalDict(BackendDict[ValueType]):
     """An in-memory PersiDict. Values are deep-copied in and out, so callers cannot mutate them.
 
@@ -171,7 +181,7 @@ class LocalDict(BackendDict[ValueType]):
         self._serializer = CopySerializer()
         self._storage = storage
         self._prefix = storage.prefix
-        self.prune_interval = prune_interval
+        self.prune_interval = _normalised_prune_interval(prune_interval)
         self._items = self._backend.items  # type: ignore[attr-defined]
 
     def get_params(self) -> dict[str, Any]:

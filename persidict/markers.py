@@ -101,6 +101,24 @@ class DeleteCurrentFlag(Joker):
     __slots__ = ()
 
 
+class StatusFlag(_Singleton):
+    """Base of the answers of :meth:`PersiDict._process_setitem_args` (the 0.309 subclass hook)."""
+
+    __slots__ = ()
+
+
+class ContinueNormalExecutionFlag(StatusFlag):
+    """The write still has to be done by the caller."""
+
+    __slots__ = ()
+
+
+class ExecutionIsCompleteFlag(StatusFlag):
+    """Nothing more to do: the joker was handled (``KEEP_CURRENT``, ``DELETE_CURRENT``)."""
+
+    __slots__ = ()
+
+
 class ItemNotAvailableFlag(_Singleton):
     """Stands for "no such item": the ETag and value of an absent key."""
 
@@ -163,6 +181,8 @@ class IfETagChangedRetrieveFlag(RetrieveValueFlag):
 
 KEEP_CURRENT = KeepCurrentFlag()
 DELETE_CURRENT = DeleteCurrentFlag()
+CONTINUE_NORMAL_EXECUTION = ContinueNormalExecutionFlag()
+EXECUTION_IS_COMPLETE = ExecutionIsCompleteFlag()
 ITEM_NOT_AVAILABLE = ItemNotAvailableFlag()
 VALUE_NOT_RETRIEVED = ValueNotRetrievedFlag()
 ANY_ETAG = AnyETagFlag()

@@ -1,19 +1,35 @@
 """PersiDict: the abstract base of every store. The whole dict API is written here, once.
 
-Concrete stores implement a small core (item access, ``_iterate``, ``timestamp``, ``etag``, the
-four conditional operations, ``_remove_item``, ``get_subdict``); everything else — ``get``,
-``pop``, ``popitem``, ``setdefault``, ``update``, ``discard``, ``transform_item``, the
-timestamp-ordered views, ``subdicts``, ``random_key``, equality, ``repr`` — builds on that core.
+A store implements item access, ``_generic_iter`` (or the package's ``_iterate``) and
+``timestamp``: exactly the methods a persidict 0.309 subclass implements (SPEC 4). Everything
+else — ``get``, ``pop``, ``popitem``, ``setdefault``, ``update``, ``discard``, ``etag``, the four
+conditional operations, ``transform_item``, the timestamp-ordered views, ``subdicts``,
+``random_key``, equality, ``repr`` — builds on that. The package's own stores override the core
+with the storage boundary (:class:`~persidict.backend_dict.BackendDict`) or by delegation
+(:class:`~persidict.wrapper_dict.WrapperDict`); a 0.309-style subclass gets the defaults below,
+whose longer parts live in :mod:`persidict.subclass_protocol`.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, MutableMapping
+from functools import cached_property
 from itertools import zip_longest
-from typing import Any, NoReturn, TypeVar, overload
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, overload
 
-from .errors import ConcurrencyConflictError, MutationPolicyError
+# Re-exported (explicitly, for mypy): the stores import these from here.
+from .conditions import Result as Result
+from .conditions import check_condition as check_condition
+from .conditions import check_retrieve as check_retrieve
+from .conditions import deleted_result as deleted_result
+from .conditions import ia_result as ia_result
+from .conditions import transform
+from .conditions import unchanged_result as unchanged_result
+from .conditions import wants_value as wants_value
+from .conditions import written_result as written_result
+from .errors import MutationPolicyError
+from .iteration import iterate_via_generic_iter, process_generic_iter_args
 from .keys import (
     SAFE_CHARS_SET,
     NonEmptyPersiDictKey,
@@ -25,8 +41,6 @@ from .markers import (
     ALWAYS_RETRIEVE,
     ANY_ETAG,
     DELETE_CURRENT,
-    ETAG_HAS_CHANGED,
-    ETAG_IS_THE_SAME,
     IF_ETAG_CHANGED,
     ITEM_NOT_AVAILABLE,
     KEEP_CURRENT,
@@ -44,46 +58,14 @@ from .markers import (
     ValueType,
 )
 
+if TYPE_CHECKING:
+    from .subclass_protocol import ConditionalOps
+
 __all__ = ["PersiDict"]
 
 _T = TypeVar("_T")
 
 _Entry = tuple[SafeStrTuple, Any, float | None]
-Result = ConditionalOperationResult[Any]
-
-
-# The four result shapes every conditional operation returns (SPEC 3.4).
-def ia_result(satisfied: bool) -> Result:
-    """Item not available: absent before and after."""
-    return ConditionalOperationResult(satisfied, ITEM_NOT_AVAILABLE, ITEM_NOT_AVAILABLE,
-                                      ITEM_NOT_AVAILABLE)
-
-
-def unchanged_result(satisfied: bool, etag: Any, value: Any) -> Result:
-    """Nothing written: the item keeps ``etag``; ``value`` may be VALUE_NOT_RETRIEVED."""
-    return ConditionalOperationResult(satisfied, etag, etag, value)
-
-
-def written_result(actual: Any, resulting: Any, value: Any) -> Result:
-    """A successful write from ``actual`` (IA or old ETag) to ``resulting``."""
-    return ConditionalOperationResult(True, actual, resulting, value)
-
-
-def deleted_result(actual: Any) -> Result:
-    """A successful delete of the item that had ETag ``actual``."""
-    return ConditionalOperationResult(True, actual, ITEM_NOT_AVAILABLE, ITEM_NOT_AVAILABLE)
-
-
-def check_condition(condition: object, expected: object, actual: object) -> bool:
-    """Evaluate an ETag condition; ITEM_NOT_AVAILABLE compares like any other ETag."""
-    if condition is ANY_ETAG:
-        return True
-    if condition is ETAG_IS_THE_SAME:
-        return bool(expected == actual)
-    if condition is ETAG_HAS_CHANGED:
-        return bool(expected != actual)
-    raise ValueError(
-        f"condition must be ANY_ETAG, ETAG_IS_THE_SAME, or ETAG_HAS_CHANGED, got {condition!r}")
 
 
 def _bad_format_message(fmt: str) -> str:
@@ -92,22 +74,6 @@ def _bad_format_message(fmt: str) -> str:
     return (f"serialization_format={fmt!r} is not a format for non-string values: they must be "
             f"either 'pkl' (pickle) or 'json' (jsonpickle).{hint} Any other name (e.g. 'txt') is "
             f"a plain-text format, for str values: pass base_class_for_values=str with it.")
-
-
-def check_retrieve(retrieve_value: object) -> None:
-    """Reject anything that is not a retrieval mode."""
-    if not isinstance(retrieve_value, RetrieveValueFlag):
-        raise TypeError("retrieve_value must be ALWAYS_RETRIEVE, NEVER_RETRIEVE, or "
-                        f"IF_ETAG_CHANGED, got {type(retrieve_value).__name__}")
-
-
-def wants_value(retrieve_value: object, expected: object, actual: object) -> bool:
-    """Whether a result should carry the stored value (SPEC 3.3)."""
-    if retrieve_value is ALWAYS_RETRIEVE:
-        return True
-    if retrieve_value is IF_ETAG_CHANGED:
-        return bool(expected != actual)
-    return False
 
 
 class PersiDict(MutableMapping[SafeStrTuple, ValueType], ABC):
@@ -214,7 +180,7 @@ class PersiDict(MutableMapping[SafeStrTuple, ValueType], ABC):
             raise MutationPolicyError("append-only", "items of an append-only store cannot be "
                                       "deleted or changed")
 
-    # ------------------------------------------------------------------------- the core (abstract)
+    # ------------------------------------------------------------- the core (abstract, as in 0.309)
     @abstractmethod
     def __getitem__(self, key: NonEmptyPersiDictKey) -> ValueType: ...
 
@@ -231,43 +197,108 @@ class PersiDict(MutableMapping[SafeStrTuple, ValueType], ABC):
     def __len__(self) -> int: ...
 
     @abstractmethod
-    def _iterate(self, with_values: bool, with_timestamps: bool) -> Iterator[_Entry]:
-        """Yield ``(key, value or None, timestamp or None)`` for every item."""
+    def _generic_iter(self, result_type: set[str]) -> Iterator[Any]:
+        """Iterate over ``result_type`` (a set of ``"keys"``, ``"values"``, ``"timestamps"``).
 
-    @abstractmethod
-    def _remove_item(self, key: SafeStrTuple) -> bool:
-        """Delete one item without policy checks; False if it was absent."""
+        Yields a single item when one field is asked for, else a tuple in the order (key,
+        value, timestamp). The package's stores derive it from :meth:`_iterate`.
+        """
 
     @abstractmethod
     def timestamp(self, key: NonEmptyPersiDictKey) -> float:
         """POSIX time of the item's last write (KeyError if absent)."""
 
-    @abstractmethod
-    def etag(self, key: NonEmptyPersiDictKey) -> ETagValue:
-        """The item's current ETag, an opaque string that changes on every write."""
+    # ------------------------------------------ defaults: what a 0.309-style subclass inherits
+    # The package's own stores override all of these (with single consistent reads and
+    # compare-and-swaps on the storage boundary); a subclass written against persidict 0.309
+    # gets them as 0.309 defined them (SPEC 4.4-4.7).
+    def _iterate(self, with_values: bool, with_timestamps: bool) -> Iterator[_Entry]:
+        """Yield ``(key, value or None, timestamp or None)`` for every item."""
+        return iterate_via_generic_iter(self, with_values, with_timestamps)
 
-    @abstractmethod
+    def _remove_item(self, key: SafeStrTuple) -> bool:
+        """Delete one item without policy checks; False if it was absent."""
+        try:
+            del self[key]
+        except KeyError:
+            return False
+        return True
+
+    def etag(self, key: NonEmptyPersiDictKey) -> ETagValue:
+        """The item's current ETag, an opaque string that changes on every write.
+
+        The default (0.309's) is the formatted timestamp; stores override it with real ETags.
+        """
+        return ETagValue(f"{self.timestamp(key):.6f}")
+
+    def _actual_etag(self, key: NonEmptyPersiDictKey) -> ETagIfExists:
+        """The item's ETag, or ITEM_NOT_AVAILABLE if absent."""
+        try:
+            return self.etag(key)
+        except KeyError:
+            absent: ItemNotAvailableFlag = ITEM_NOT_AVAILABLE
+            return absent
+
+    def _get_value_and_etag(self, key: NonEmptyPersiDictKey) -> tuple[ValueType, ETagValue]:
+        """The value and the ETag describing it (0.309: ETag, value, ETag until they agree)."""
+        from .subclass_protocol import get_value_and_etag
+
+        return get_value_and_etag(self, key)
+
+    def _process_setitem_args(self, key: NonEmptyPersiDictKey, value: Any) -> Any:
+        """The checks every ``__setitem__`` starts with (0.309's hook for subclasses).
+
+        ``KEEP_CURRENT`` -> ``EXECUTION_IS_COMPLETE``; otherwise validates (append-only and
+        ``DELETE_CURRENT``, the value type, the key); ``DELETE_CURRENT`` is carried out
+        (``discard``) -> ``EXECUTION_IS_COMPLETE``; anything else ->
+        ``CONTINUE_NORMAL_EXECUTION``: the caller writes (and enforces append-only itself).
+        """
+        from .subclass_protocol import process_setitem_args
+
+        return process_setitem_args(self, key, value)
+
+    @staticmethod
+    def _process_generic_iter_args(result_type: object) -> None:
+        """Validate ``result_type``: a ``set`` of 1-3 of ``"keys"``, ``"values"``,
+        ``"timestamps"`` (TypeError / ValueError)."""
+        process_generic_iter_args(result_type)
+
+    @cached_property
+    def _conditional_ops(self) -> ConditionalOps:
+        from .subclass_protocol import ConditionalOps
+
+        return ConditionalOps(self)
+
     def get_item_if(self, key: NonEmptyPersiDictKey, *, condition: ETagConditionFlag,
                     expected_etag: ETagIfExists,
                     retrieve_value: RetrieveValueFlag = IF_ETAG_CHANGED) -> Result:
         """Read conditionally; never mutates. The value comes back even if the condition fails."""
+        return self._conditional_ops.get_item_if(key, condition=condition,
+                                                 expected_etag=expected_etag,
+                                                 retrieve_value=retrieve_value)
 
-    @abstractmethod
     def set_item_if(self, key: NonEmptyPersiDictKey, *, value: Any,
                     condition: ETagConditionFlag, expected_etag: ETagIfExists,
                     retrieve_value: RetrieveValueFlag = IF_ETAG_CHANGED) -> Result:
         """Write ``value`` (or a joker) only if the condition holds on the actual ETag."""
+        return self._conditional_ops.set_item_if(key, value=value, condition=condition,
+                                                 expected_etag=expected_etag,
+                                                 retrieve_value=retrieve_value)
 
-    @abstractmethod
     def setdefault_if(self, key: NonEmptyPersiDictKey, *, default_value: Any,
                       condition: ETagConditionFlag, expected_etag: ETagIfExists,
                       retrieve_value: RetrieveValueFlag = IF_ETAG_CHANGED) -> Result:
         """Insert ``default_value`` if the key is absent and the condition holds."""
+        return self._conditional_ops.setdefault_if(key, default_value=default_value,
+                                                   condition=condition,
+                                                   expected_etag=expected_etag,
+                                                   retrieve_value=retrieve_value)
 
-    @abstractmethod
     def discard_if(self, key: NonEmptyPersiDictKey, *, condition: ETagConditionFlag,
                    expected_etag: ETagIfExists) -> Result:
         """Delete the item only if the condition holds on its actual ETag."""
+        return self._conditional_ops.discard_if(key, condition=condition,
+                                                expected_etag=expected_etag)
 
     def _write_tagged(self, key: SafeStrTuple, value: Any) -> ETagIfExists:
         """``self[key] = value`` for a regular value, returning the ETag of this very write.
@@ -406,13 +437,20 @@ class PersiDict(MutableMapping[SafeStrTuple, ValueType], ABC):
     def clear(self) -> None:
         """Delete every item (MutationPolicyError on append-only stores)."""
         self._check_delete_policy()
+        from .subclass_protocol import remove_item
+
         for key in list(self.keys()):
-            self._remove_item(key)
+            remove_item(self, key)
 
     def discard(self, key: NonEmptyPersiDictKey) -> bool:
         """Delete ``key`` if present; True if something was deleted."""
         self._check_delete_policy()
-        return self._remove_item(normalize_key(key))
+        k = normalize_key(key)
+        try:
+            removed = self._remove_item(k)
+        except KeyError:  # a 0.309-style _remove_item: ``del self[key]``
+            return False
+        return removed is not False
 
     delete_if_exists = discard
 
@@ -431,45 +469,7 @@ class PersiDict(MutableMapping[SafeStrTuple, ValueType], ABC):
         the new value, KEEP_CURRENT or DELETE_CURRENT. It may be called several times. Atomic
         when the backend's conditional writes are (S3, memory; files are check-then-act).
         """
-        k = normalize_key(key)
-        if n_retries is not None:
-            try:
-                n_retries = int(n_retries)
-            except (TypeError, ValueError) as exc:
-                raise TypeError("n_retries must be a non-negative int or None") from exc
-            if n_retries < 0:
-                raise ValueError("n_retries must be a non-negative int or None")
-        import random
-        import time
-
-        retries = 0
-        current: Any  # never VALUE_NOT_RETRIEVED: every read here is ALWAYS_RETRIEVE
-        r = self.get_item_if(k, condition=ANY_ETAG, expected_etag=ITEM_NOT_AVAILABLE,
-                             retrieve_value=ALWAYS_RETRIEVE)
-        current, etag = r.new_value, r.actual_etag
-        while True:
-            new = transformer(current)
-            if new is KEEP_CURRENT:
-                return OperationResult(resulting_etag=etag, new_value=current)
-            if new is DELETE_CURRENT:
-                d = self.discard_if(k, condition=ETAG_IS_THE_SAME, expected_etag=etag)
-                if d.condition_was_satisfied:
-                    return OperationResult(ITEM_NOT_AVAILABLE, ITEM_NOT_AVAILABLE)
-                reread = True
-            else:
-                w = self.set_item_if(k, value=new, condition=ETAG_IS_THE_SAME,
-                                     expected_etag=etag, retrieve_value=ALWAYS_RETRIEVE)
-                if w.condition_was_satisfied:
-                    return OperationResult(w.resulting_etag, new)
-                current, etag, reread = w.new_value, w.actual_etag, False
-            if n_retries is not None and retries >= n_retries:
-                raise ConcurrencyConflictError(k, retries + 1)
-            time.sleep(random.uniform(0.01, 0.2) * 1.75 ** retries)
-            retries += 1
-            if reread:
-                r = self.get_item_if(k, condition=ANY_ETAG, expected_etag=ITEM_NOT_AVAILABLE,
-                                     retrieve_value=ALWAYS_RETRIEVE)
-                current, etag = r.new_value, r.actual_etag
+        return transform(self, key, transformer, n_retries)
 
     def _sorted_keys(self, max_n: int | None, newest: bool) -> list[SafeStrTuple]:
         if max_n is not None and max_n <= 0:

@@ -91,6 +91,11 @@ class Backend(ABC):
     def delete(self, key: Key, *, if_match: str | None = None) -> bool:
         """Remove the item. False if it was absent or ``if_match`` did not hold."""
 
+    def missing(self, key: Key) -> Exception | None:
+        """The native "not found" error for ``key``, chained as the ``__cause__`` of the
+        KeyError a store raises (the file backend's ``FileNotFoundError``, as in 0.309)."""
+        return None
+
     def remove(self, key: Key) -> None:
         """Make sure the item is absent, without reporting whether it existed.
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Final, TypeVar
 
+from .iteration import generic_iter_via_iterate
 from .keys import NonEmptyPersiDictKey, SafeStrTuple, normalize_key
 from .local_dict import LocalDict
 from .markers import (
@@ -142,6 +143,7 @@ class WrapperDict(PersiDict[ValueType]):
     """
 
     _main_dict: PersiDict[ValueType]
+    _generic_iter = generic_iter_via_iterate  # 0.309's iteration hook, from _iterate
 
     def __init__(self, *, main_dict: PersiDict[ValueType], append_only: bool) -> None:
         super().__init__(append_only=append_only,

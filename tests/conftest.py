@@ -85,6 +85,32 @@ def _mutable_cached_local(ctx: dict[str, Any], **p: Any) -> PersiDict[Any]:
                              etag_cache=LocalDict(**etag_params))
 
 
+def _user_0309(ctx: dict[str, Any], **p: Any) -> PersiDict[Any]:
+    from tests.core.user_store_0309 import RamDict  # a PersiDict subclass written for 0.309
+
+    return RamDict(**p)
+
+
+def _user_0309_append_cached(ctx: dict[str, Any], **p: Any) -> PersiDict[Any]:
+    from persidict import AppendOnlyDictCached
+
+    return AppendOnlyDictCached(main_dict=_user_0309(ctx, **p), data_cache=LocalDict(**p))
+
+
+def _user_0309_write_once(ctx: dict[str, Any], **p: Any) -> PersiDict[Any]:
+    from persidict import WriteOnceDict
+
+    return WriteOnceDict(wrapped_dict=_user_0309(ctx, **p), p_consistency_checks=0.5)
+
+
+def _user_0309_mutable_cached(ctx: dict[str, Any], **p: Any) -> PersiDict[Any]:
+    from persidict import MutableDictCached
+
+    etag_params = {**p, "serialization_format": "txt", "base_class_for_values": str}
+    return MutableDictCached(main_dict=_user_0309(ctx, **p), data_cache=LocalDict(**p),
+                             etag_cache=LocalDict(**etag_params))
+
+
 def _basic_s3(ctx: dict[str, Any], **p: Any) -> PersiDict[Any]:
     return ctx["s3"].basic_store(root_prefix=f"t{next(_counter)}", **p)
 
@@ -102,6 +128,13 @@ KINDS: list[StoreKind] = [
     StoreKind("mutable_cached", _mutable_cached, modes=frozenset({"mutable"}), atomic=False),
     StoreKind("mutable_cached_mem", _mutable_cached_local, modes=frozenset({"mutable"}),
               persistent=False),
+    StoreKind("user_0309", _user_0309, persistent=False, atomic=False),
+    StoreKind("user_0309_append_cached", _user_0309_append_cached,
+              modes=frozenset({"append_only"}), persistent=False, atomic=False),
+    StoreKind("user_0309_write_once", _user_0309_write_once, modes=frozenset({"append_only"}),
+              persistent=False, atomic=False),
+    StoreKind("user_0309_mutable_cached", _user_0309_mutable_cached,
+              modes=frozenset({"mutable"}), persistent=False, atomic=False),
     StoreKind("basic_s3_mock", _basic_s3, needs=("s3_mock",), marks=(pytest.mark.s3,)),
     StoreKind("basic_s3_http", _basic_s3, needs=("s3_http",), marks=(pytest.mark.s3,)),
     StoreKind("s3dict_mock", _s3_dict, needs=("s3_mock",), marks=(pytest.mark.s3,)),

@@ -14,7 +14,8 @@ import pytest
 
 DOCS = Path(__file__).parent.parent / "docs"
 # Pages whose examples are complete programs; other pages may show fragments.
-EXECUTED_PAGES = ["getting-started.md", "stores.md", "concurrency.md", "examples.md"]
+EXECUTED_PAGES = ["getting-started.md", "stores.md", "concurrency.md", "examples.md",
+                  "writing-a-backend.md"]
 
 
 def python_blocks(page: Path) -> list[str]:

@@ -39,8 +39,7 @@ def _recipe(store: PersiDict[Any], ctx: dict[str, Any]) -> dict[str, Any] | None
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["pkl", "json"])
-def test_subclass_keys_inside_values(make_store: Any, fmt: str) -> None:
-    append_only = "mutable" not in make_store.kind.modes
+def test_subclass_keys_inside_values(make_store: Any, append_only: bool, fmt: str) -> None:
     store = make_store(serialization_format=fmt, append_only=append_only)
     expected = sample_values()
     for key, value in expected.items():
@@ -58,6 +57,8 @@ def test_subclass_keys_inside_values(make_store: Any, fmt: str) -> None:
     assert store["key", "abc"] == 1 and ("key", "abc") in set(store.keys())
 
     recipe = _recipe(store, make_store.ctx)
+    if append_only and "mutable" in make_store.kind.modes:
+        return  # the same storage was read back in a fresh process by the mutable run
     if not make_store.kind.persistent or "s3_mock" in make_store.kind.needs:
         assert recipe is None
         return  # memory and in-process mock stores: no other process can see them
