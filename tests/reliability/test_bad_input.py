@@ -379,17 +379,24 @@ def test_unpicklable_values_leave_nothing_behind(area: Area, make: Callable[[], 
     d = area.dict()
     d["old"] = "old value"
     etag = d.etag("old")
+    writes = (lambda k: d.__setitem__(k, make()),
+              lambda k: d.update({k: make()}),
+              lambda k: d.set_item_if(k, value=make(), condition=ANY_ETAG,
+                                      expected_etag=ITEM_NOT_AVAILABLE),
+              lambda k: d.transform_item(k, transformer=lambda v: make()))
+    inserts = (lambda k: d.setdefault(k, make()),
+               lambda k: d.setdefault_if(k, default_value=make(), condition=ANY_ETAG,
+                                         expected_etag=ITEM_NOT_AVAILABLE))
     for key in ("new", "old", ("deep", "er", "new")):
-        for op in (lambda k: d.__setitem__(k, make()),
-                   lambda k: d.setdefault(k, make()),
-                   lambda k: d.update({k: make()}),
-                   lambda k: d.set_item_if(k, value=make(), condition=ANY_ETAG,
-                                           expected_etag=ITEM_NOT_AVAILABLE),
-                   lambda k: d.setdefault_if(k, default_value=make(), condition=ANY_ETAG,
-                                             expected_etag=ITEM_NOT_AVAILABLE),
-                   lambda k: d.transform_item(k, transformer=lambda v: make())):
+        for op in writes + (inserts if key != "old" else ()):
             with area.harmless(), pytest.raises(TypeError, match="pickle"):
                 op(key)
+    # A present key's setdefault never writes, so its default is neither checked nor
+    # serialised (SPEC 4.3, 4.5): it simply returns the stored value.
+    assert d.setdefault("old", make()) == "old value"
+    r = d.setdefault_if("old", default_value=make(), condition=ANY_ETAG,
+                        expected_etag=ITEM_NOT_AVAILABLE, retrieve_value=ALWAYS_RETRIEVE)
+    assert not r.value_was_mutated and r.new_value == "old value"
     assert d["old"] == "old value"
     assert d.etag("old") == etag
     assert list(d.keys()) == [("old",)]
