@@ -37,10 +37,11 @@ import xxhash
 
 from persidict import replace_unsafe_chars
 
-from . import hashing as _hashing  # noqa: F401  (imported for its handlers: they join the registry)
+from . import hashing  # noqa: F401  (its handlers, and through it all others, join the registry)
 from .call_errors import python_call_error
 from .encoder import Encoder, Hashers
 from .fingerprint import function_fingerprint
+from .json_like import encode_json_like
 
 __all__ = [
     "SCHEME",
@@ -57,6 +58,8 @@ _INT64_MIN: Final = -(1 << 63)
 _INT64_MAX: Final = (1 << 63) - 1
 _pack_q: Final = struct.Struct("<q").pack
 _pack_u: Final = struct.Struct("<Q").pack
+_SHORT_STR: Final = 256  # longer strings are not kept as keys of the known-keys table
+_KNOWN_KEYS_MAX: Final = 4096
 _POSITIONAL: Final = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
 
@@ -201,6 +204,7 @@ class CallKeyMaker:
         self._name = (SCHEME, safe_component(_module_name(func)), safe_component(self.qualname))
         self._prefix: tuple[str, str, str, str] | None = None
         self._prefix_lock = threading.Lock()  # concurrent first calls agree on one snapshot
+        self._known_keys: dict[tuple[Any, ...], tuple[str, ...]] = {}
 
     @property
     def prefix(self) -> tuple[str, str, str, str]:
@@ -223,6 +227,7 @@ class CallKeyMaker:
         # An engine worker files results under the prefix computed where the function was
         # decorated (its closure and helpers may not be reproducible there).
         self._prefix = prefix
+        self._known_keys.clear()
 
     def bind(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
         """All parameters of the call in signature order, defaults applied, nothing ignored yet.
@@ -292,6 +297,11 @@ class CallKeyMaker:
                 data = value.encode("utf-8", "surrogatepass")
                 out += b"s" + _pack_u(len(data)) + data
                 continue
+            if kind is dict or kind is list:
+                tagged = encode_json_like(value)  # the fast path of config dicts
+                if tagged is not None:
+                    out += tagged
+                    continue
             if enc is None:
                 enc = Encoder(out, self._hashers)
             try:
@@ -317,7 +327,30 @@ class CallKeyMaker:
         )
 
     def key(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[str, ...]:
-        """The full store key of a call."""
+        """The full store key of a call.
+
+        Keys of calls whose positional arguments are all exact short ``str`` or ``int`` (and
+        no keywords) are remembered by their argument tuple: for those types, tuple equality
+        is exactly canonical equality (no ``True == 1``, no ``1 == 1.0``), so a repeated call
+        costs one dict lookup instead of a digest.
+        """
+        if not kwargs:
+            for arg in args:
+                kind = type(arg)
+                if kind is not int and (kind is not str or len(arg) > _SHORT_STR):
+                    break
+            else:
+                known = self._known_keys
+                key = known.get(args)
+                if key is None:
+                    key = self._key(args, kwargs)
+                    if len(known) >= _KNOWN_KEYS_MAX:
+                        known.clear()
+                    known[args] = key
+                return key
+        return self._key(args, kwargs)
+
+    def _key(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[str, ...]:
         digest = self.digest(args, kwargs)
         prefix = self._prefix or self.prefix
         return (*prefix, digest[:2], digest)

@@ -33,6 +33,7 @@ import builtins
 import dis
 import enum
 import inspect
+import linecache
 import sys
 import textwrap
 import types
@@ -99,10 +100,32 @@ def _definition(tree: ast.Module, obj: Any) -> ast.AST | None:
     return None
 
 
-def _source_digest(obj: Any) -> str | None:
-    try:
-        source = inspect.getsource(obj)
-    except (OSError, TypeError):
+def _function_lines(func: Any) -> str | None:
+    """A function's source lines, found from its code object's positions.
+
+    From ``co_firstlineno`` (its first decorator) to the last line any of its instructions
+    comes from: no tokenizing, unlike :func:`inspect.getsource` (whose first use in a process
+    compiles the tokenizer's expressions: most of a cold first call).
+    """
+    code = getattr(func, "__code__", None)
+    if not isinstance(code, types.CodeType):
+        return None
+    lines = linecache.getlines(code.co_filename, getattr(func, "__globals__", None))
+    first = last = code.co_firstlineno
+    pending = [code]
+    while pending:
+        current = pending.pop()
+        for _start, end, _col, _end_col in current.co_positions():
+            if end is not None and end > last:
+                last = end
+        pending.extend(c for c in current.co_consts if isinstance(c, types.CodeType))
+    if not lines or last > len(lines):
+        return None
+    return "".join(lines[first - 1 : last])
+
+
+def _digest_node(source: str | None, obj: Any) -> str | None:
+    if source is None:
         return None
     tree = _parse(source)
     node = None if tree is None else _definition(tree, obj)
@@ -110,6 +133,18 @@ def _source_digest(obj: Any) -> str | None:
         return None
     _strip_docstrings(node)
     return _hex(ast.dump(node, annotate_fields=True, include_attributes=False).encode())
+
+
+def _source_digest(obj: Any) -> str | None:
+    if not isinstance(obj, type):
+        digest = _digest_node(_function_lines(obj), obj)
+        if digest is not None:
+            return digest
+    try:
+        source = inspect.getsource(obj)
+    except (OSError, TypeError):
+        return None
+    return _digest_node(source, obj)
 
 
 def _code_digest(code: types.CodeType) -> str:

@@ -14,8 +14,9 @@ What is hashed, and how:
 * ``tuple`` and ``list`` (distinguished), ``dict`` (order-free; ``OrderedDict`` keeps its order),
   ``set`` and ``frozenset`` (order-free, distinguished): order-free containers sort the digests of
   their items, so no comparison between the items themselves is ever needed.
-* numpy arrays by dtype, shape and raw C-contiguous buffer (hashed in place, about 10 ms per
-  100 MB); object arrays element by element; numpy scalars by dtype and bytes.
+* numpy arrays by full dtype (byte order included), shape and raw C-contiguous buffer (hashed
+  in place, about 10 ms per 100 MB); object arrays element by element; numpy scalars by dtype
+  and bytes.
 * pandas ``DataFrame``, ``Series`` and ``Index`` by values, index, columns, names and dtypes.
 * dataclasses by type and compared fields; enums by type and member name; ``datetime``,
   ``date``, ``time``, ``timedelta``, ``Decimal``, ``Fraction``, paths (by their text, not the
@@ -25,6 +26,9 @@ What is hashed, and how:
 * objects with a ``__persidict_hash__()`` method by their type and whatever that method returns;
   other objects by their qualified type name and their pickling state (``__reduce_ex__``, which
   covers ``__getstate__``/``__dict__``/``__slots__``).
+
+A dict or list made only of JSON types is encoded as its canonical JSON text instead (see
+:mod:`persidict_memo.json_like`): the same distinctions, written by C code.
 
 Anything else (open files, locks, sockets, generators, cyclic structures, ...) raises
 :class:`TypeError`: a value that cannot be hashed reliably must never produce a key.
@@ -54,8 +58,9 @@ import xxhash
 from . import arrays as _arrays  # noqa: F401
 from . import callables as _callables  # noqa: F401
 from .encoder import Encoder, Handler, register_exact, register_resolver, type_name
+from .json_like import encode_json_like
 
-__all__ = ["Encoder", "content_digest", "content_hash", "type_name"]
+__all__ = ["Encoder", "content_digest", "content_hash", "encode_value", "type_name"]
 
 _digest: Final = xxhash.xxh3_128_digest
 _pack_q: Final = struct.Struct("<q").pack
@@ -66,11 +71,22 @@ _INT64_MIN: Final = -(1 << 63)
 _INT64_MAX: Final = (1 << 63) - 1
 
 
+def encode_value(enc: Encoder, obj: Any) -> None:
+    """Append ``obj``: a JSON-like dict or list as its canonical JSON text (the fast path)."""
+    kind = type(obj)
+    if kind is dict or kind is list:
+        tagged = encode_json_like(obj)
+        if tagged is not None:
+            enc.out += tagged
+            return
+    enc.encode(obj)
+
+
 def content_digest(obj: Any) -> bytes:
     """The 16-byte canonical content digest of ``obj`` (TypeError if it cannot be hashed)."""
     enc = Encoder()
     try:
-        enc.encode(obj)
+        encode_value(enc, obj)
     except RecursionError:
         raise TypeError("cannot hash a value nested this deeply") from None
     return _digest(enc.out)

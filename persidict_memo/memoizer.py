@@ -17,7 +17,6 @@ treat cached results as immutable.
 
 from __future__ import annotations
 
-import asyncio
 import random
 import threading
 import time
@@ -198,6 +197,7 @@ class Memoizer:
         full_args: tuple[Any, ...],
     ) -> Any:
         """The ``async def`` version of :meth:`call`; store I/O runs in worker threads."""
+        import asyncio  # here, not at module level: importing persidict_memo stays light
         key = self.keys.key(full_args, kwargs)
         value = self._memory.get(key, _MISSING)
         if value is not _MISSING and not self.check_determinism:

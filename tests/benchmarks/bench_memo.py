@@ -414,6 +414,183 @@ def bench_stampede(root: Path, rounds: int) -> tuple[list[Row], list[Target]]:
     return rows, targets
 
 
+# ------------------------------------------------- key-making targets (issue 10, memokeys)
+
+CONFIG = {"model": "resnet", "layers": [64, 128, 256], "lr": 0.001, "dropout": 0.1,
+          "optimizer": {"name": "adam", "betas": [0.9, 0.999], "eps": 1e-8}, "epochs": 10,
+          "seed": 0, "augment": True, "tags": ["a", "b"], "schedule": None}
+FLOOR = "floor: xxh3_128(pickle.dumps(cfg)) + dict lookup"
+
+
+def config_body(cfg: dict[str, Any]) -> int:
+    return len(cfg)
+
+
+def text_body(x: int, s: str) -> int:
+    return x + len(s)
+
+
+def bench_key_hits(root: Path, repeats: int, budget: float) -> tuple[list[Row], list[Target]]:
+    """Warm hits of f(config_dict) against the hashing floor, and of f(3, "abc") against lru."""
+    import pickle
+
+    import xxhash
+
+    rows: list[Row] = []
+    targets: list[Target] = []
+    table: dict[int, int] = {}
+    digest = xxhash.xxh3_128_intdigest
+    dumps = pickle.dumps
+
+    def floor_once() -> None:
+        table.get(digest(dumps(CONFIG)))
+
+    for name, body, call_args, base in (
+        ("warm hit, f(config_dict)", config_body, (CONFIG,), FLOOR),
+        ('warm hit, f(3, "abc")', text_body, (3, "abc"), LRU),
+    ):
+        impls = [PC, DISKCACHE, JOBLIB] + ([LRU] if base == LRU else [])
+        fns = {impl: decorate(impl, root, body)[0] for impl in impls}
+        for fn in fns.values():
+            fn(*call_args)
+            fn(*call_args)
+        cases: dict[str, Case] = {}
+        calls: dict[str, Callable[[], Any]] = {
+            impl: functools.partial(fn, *call_args) for impl, fn in fns.items()}
+        if base == FLOOR:
+            calls[FLOOR] = floor_once
+        for impl, one in calls.items():
+            n = calibrate(one, budget, 20, 200_000)
+
+            def run(one: Callable[[], Any] = one, n: int = n) -> None:
+                for _ in range(n):
+                    one()
+            cases[impl] = Case(run, n)
+        t = interleaved(cases, repeats)
+        assert fns[PC].cache_info().misses == 1
+        for impl in calls:
+            rows.append(Row(name, impl, fmt_us(t[impl]), f"{t.ratio(impl, PC):.2f}x"))
+        ratio = t.ratio(PC, base)
+        limit = 5 if base == FLOOR else 20
+        short = "the floor" if base == FLOOR else "lru_cache"
+        targets.append(Target(f"{name}: persistent_cache / {short} <= {limit}",
+                              f"{ratio:.1f}x ({fmt_us(t[PC])} vs {fmt_us(t[base])})",
+                              ratio <= limit))
+    return rows, targets
+
+
+_IMPORT_PROBE = (
+    "import sys, time; t = time.perf_counter(); import persidict_memo; "
+    "t = time.perf_counter() - t; heavy = [m for m in ('asyncio', 'numpy', 'pandas', 'boto3') "
+    "if m in sys.modules]; print(t, ','.join(heavy))"
+)
+
+
+def bench_import(repeats: int) -> tuple[list[Row], list[Target]]:
+    """``import persidict_memo`` in fresh interpreters: best time, and what came with it."""
+    import subprocess
+
+    def probe(code: str) -> tuple[float, str]:
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              check=True, cwd=REPO)
+        seconds, _, heavy = done.stdout.strip().partition(" ")
+        return float(seconds), heavy
+
+    ours = [probe(_IMPORT_PROBE) for _ in range(repeats)]
+    wrapt_only = [probe(_IMPORT_PROBE.replace("persidict_memo", "wrapt")) for _ in range(repeats)]
+    best = min(s for s, _ in ours) * 1e3
+    best_wrapt = min(s for s, _ in wrapt_only) * 1e3
+    heavy = sorted({m for _, h in ours for m in h.split(",") if m})
+    wrapt_heavy = sorted({m for _, h in wrapt_only for m in h.split(",") if m})
+    name = f"import persidict_memo (fresh interpreter, best of {repeats})"
+    rows = [Row(name, "persidict_memo", f"{best:.1f} ms", "",
+                "also imported: " + (", ".join(heavy) or "none of asyncio/numpy/pandas/boto3")),
+            Row(name, "wrapt alone (a dependency)", f"{best_wrapt:.1f} ms", "",
+                "imports: " + (", ".join(wrapt_heavy) or "none of them"))]
+    ours_heavy = [m for m in heavy if m not in wrapt_heavy]
+    targets = [
+        Target("import persidict_memo <= 60 ms", f"{best:.1f} ms", best <= 60),
+        Target("import persidict_memo imports none of asyncio/numpy/pandas/boto3",
+               ", ".join(heavy) or "none"
+               + (f" ({', '.join(wrapt_heavy)} by wrapt)" if wrapt_heavy else ""),
+               not heavy),
+        Target("... of which persidict_memo's own imports", ", ".join(ours_heavy) or "none",
+               not ours_heavy),
+    ]
+    return rows, targets
+
+
+_COLD_MODULES = {
+    "cold_pc": (
+        "import os\nfrom persidict_memo import persistent_cache\n\n"
+        "@persistent_cache(store=os.environ['COLD_STORE'])\n"
+        "def square(x):\n    return x * x\n"),
+    "cold_joblib": (
+        "import os\nimport joblib\n\n"
+        "@joblib.Memory(os.environ['COLD_STORE'], verbose=0).cache\n"
+        "def square(x):\n    return x * x\n"),
+}
+_COLD_CALL = (
+    "import time; t0 = time.perf_counter(); import {module} as m; t1 = time.perf_counter(); "
+    "v = m.square({arg}); t2 = time.perf_counter(); assert v == {arg} * {arg}; "
+    "print(t2 - t1, t2 - t0)"
+)
+
+
+def bench_cold_hit(root: Path, entries: int, repeats: int) -> tuple[list[Row], list[Target]]:
+    """First call in a fresh interpreter, a hit in a store of ``entries`` results."""
+    import subprocess
+
+    from persidict_memo import background
+
+    code_dir = root / "cold_code"
+    code_dir.mkdir()
+    for module, source in _COLD_MODULES.items():
+        (code_dir / f"{module}.py").write_text(source)
+    env_base = {**os.environ, "PYTHONPATH": os.pathsep.join([str(code_dir), str(REPO)])}
+    stores = {PC: str(root / "cold_store_pc"), JOBLIB: str(root / "cold_store_joblib")}
+    modules = {PC: "cold_pc", JOBLIB: "cold_joblib"}
+    fill_seconds: dict[str, float] = {}
+    sys.path.insert(0, str(code_dir))
+    try:
+        for impl, module in modules.items():  # fill each store with `entries` results
+            os.environ["COLD_STORE"] = stores[impl]
+            mod = __import__(module)
+            start = time.perf_counter()
+            for i in range(entries):
+                mod.square(i)
+            background.flush()
+            fill_seconds[impl] = time.perf_counter() - start
+    finally:
+        sys.path.remove(str(code_dir))
+        os.environ.pop("COLD_STORE", None)
+    first: dict[str, list[float]] = {impl: [] for impl in modules}
+    total: dict[str, list[float]] = {impl: [] for impl in modules}
+    for r in range(repeats):
+        for impl in (list(modules) if r % 2 == 0 else list(reversed(modules))):
+            env = {**env_base, "COLD_STORE": stores[impl]}
+            code = _COLD_CALL.format(module=modules[impl], arg=(r * 7919) % entries)
+            done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                                  text=True, check=True)
+            call_s, all_s = map(float, done.stdout.split())
+            first[impl].append(call_s * 1e6)
+            total[impl].append(all_s * 1e6)
+    name = f"cold-process hit, store of {entries:,} results"
+    med = {impl: statistics.median(first[impl]) for impl in modules}
+    med_total = {impl: statistics.median(total[impl]) for impl in modules}
+    rows = [Row(name, impl, fmt_us(med[impl]), f"{med[impl] / med[PC]:.2f}x",
+                f"import + first call {fmt_us(med_total[impl])}; store filled in "
+                f"{fill_seconds[impl]:.1f} s") for impl in modules]
+    targets = [
+        Target("cold-process first hit: persistent_cache <= joblib",
+               f"{fmt_us(med[PC])} vs {fmt_us(med[JOBLIB])}", med[PC] <= med[JOBLIB]),
+        Target("cold-process import + first hit: persistent_cache <= joblib",
+               f"{fmt_us(med_total[PC])} vs {fmt_us(med_total[JOBLIB])}",
+               med_total[PC] <= med_total[JOBLIB]),
+    ]
+    return rows, targets
+
+
 # ------------------------------------------------------------------------------ profile
 
 def profile(case: str, root: Path) -> None:
@@ -458,6 +635,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer repeats (under a minute)")
     ap.add_argument("--dir", type=Path, default=REPO / ".bench",
                     help="where the stores live (default: .bench/ in the repo, gitignored)")
+    ap.add_argument("--keys-only", action="store_true",
+                    help="only the key-making rows (config-dict and f(3, 'abc') hits, import "
+                         "time, cold-process hit)")
     ap.add_argument("--profile", metavar="CASE",
                     help="cProfile persistent_cache on a case: warm, array, miss")
     from bench_json import add_json_option, progress, row, write_json
@@ -480,20 +660,28 @@ def main() -> None:
             return
         started = time.time()
         load_before = os.getloadavg()
-        progress(f"warm hits, {warm_repeats} repeats")
-        rows, targets = bench_warm(root, warm_repeats, warm_budget)
-        progress(f"a {ARRAY_MB} MB array argument, {array_repeats} repeats")
-        more, tg = bench_array(root, array_repeats, ARRAY_MB, dc_hits, dc_bound)
-        rows += more
-        targets += tg
-        progress(f"misses, {miss_repeats} repeats")
-        more, tg = bench_miss(root, miss_repeats, miss_budget)
-        rows += more
-        targets += tg
-        progress(f"a 4-process stampede, {rounds} round(s)")
-        more, tg = bench_stampede(root, rounds)
-        rows += more
-        targets += tg
+        rows, targets = [], []
+        if not args.keys_only:
+            progress(f"warm hits, {warm_repeats} repeats")
+            rows, targets = bench_warm(root, warm_repeats, warm_budget)
+            progress(f"a {ARRAY_MB} MB array argument, {array_repeats} repeats")
+            more, tg = bench_array(root, array_repeats, ARRAY_MB, dc_hits, dc_bound)
+            rows += more
+            targets += tg
+            progress(f"misses, {miss_repeats} repeats")
+            more, tg = bench_miss(root, miss_repeats, miss_budget)
+            rows += more
+            targets += tg
+            progress(f"a 4-process stampede, {rounds} round(s)")
+            more, tg = bench_stampede(root, rounds)
+            rows += more
+            targets += tg
+        progress("key-making: config-dict and f(3, 'abc') hits, import time, cold-process hit")
+        for more, tg in (bench_key_hits(root, warm_repeats, warm_budget),
+                         bench_import(5 if args.quick else 11),
+                         bench_cold_hit(root, 10_000, 3 if args.quick else 7)):
+            rows += more
+            targets += tg
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
