@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numbers
 import random
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .errors import MutationPolicyError
 from .keys import NonEmptyPersiDictKey, PersiDictKey, SafeStrTuple, normalize_key
@@ -111,6 +111,17 @@ class WriteOnceDict(WrapperDict[ValueType]):
     def wrapped_dict(self) -> PersiDict[ValueType]:
         """The append-only store that holds the data."""
         return self._main_dict
+
+    if not TYPE_CHECKING:  # at run time only: type checkers still flag misspelt attributes
+
+        def __getattr__(self, name: str) -> Any:
+            # As in 0.309, a public attribute WriteOnceDict lacks is the wrapped store's
+            # (``w.base_dir``, ``w.digest_len``...). Private names are never forwarded.
+            wrapped = self.__dict__.get("_main_dict")
+            if wrapped is None or name.startswith("_"):
+                raise AttributeError(
+                    f"{type(self).__name__!r} object has no attribute {name!r}")
+            return getattr(wrapped, name)
 
     @property
     def p_consistency_checks(self) -> float:

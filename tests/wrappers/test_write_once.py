@@ -387,11 +387,16 @@ def test_get_params_clone_copy_and_pickling(wrapped: PersiDict[Any]) -> None:
     assert repr(w).startswith("WriteOnceDict(p_consistency_checks=1, wrapped_dict=")
 
 
-def test_no_attribute_forwarding(tmp_path: Path) -> None:
-    w = make(FileDirDict(base_dir=tmp_path, append_only=True))
-    assert not hasattr(w, "base_dir")
-    assert isinstance(w.wrapped_dict, FileDirDict)
-    assert w.wrapped_dict.base_dir == str(tmp_path)
+def test_public_attributes_forward_to_the_wrapped_store(tmp_path: Path) -> None:
+    inner = FileDirDict(base_dir=tmp_path, append_only=True, digest_len=3)
+    w = make(inner, 1)
+    assert w.base_dir == str(tmp_path) and w.digest_len == 3  # as in 0.309
+    assert w.base_dir == w.wrapped_dict.base_dir and isinstance(w.wrapped_dict, FileDirDict)
+    assert w.p_consistency_checks == 1 and w.get_params()["wrapped_dict"] is inner  # its own
+    for missing in ("no_such_attribute", "copy", "_file_backend", "__wrapped__"):
+        assert not hasattr(w, missing)
+    with pytest.raises(AttributeError, match="WriteOnceDict"):
+        _ = w._file_backend  # type: ignore[attr-defined]
 
 
 # ------------------------------------------------------------------------ multi-process race
