@@ -90,12 +90,14 @@ class BackendDict(PersiDict[ValueType]):
         try:
             value = self._serializer.decode(payload)
         except Exception as exc:
-            raise BackendError(
-                f"the stored value of key {tuple(key)!r} in {self._backend.describe()} is damaged "
-                f"or not valid {self.serialization_format!r} data ({type(exc).__name__}: {exc}); "
-                "delete or rewrite it", backend=self._backend.name, operation="decode",
-                key=key) from exc
+            raise self._damaged(key, exc) from exc
         return self._check_read_value(value)
+
+    def _damaged(self, key: SafeStrTuple, exc: Exception) -> BackendError:
+        return BackendError(
+            f"the stored value of key {tuple(key)!r} in {self._backend.describe()} is damaged "
+            f"or not valid {self.serialization_format!r} data ({type(exc).__name__}: {exc}); "
+            "delete or rewrite it", backend=self._backend.name, operation="decode", key=key)
 
     # --------------------------------------------------------------------------- item access
     def __getitem__(self, key: NonEmptyPersiDictKey) -> ValueType:

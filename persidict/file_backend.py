@@ -34,7 +34,8 @@ import errno
 import os
 import stat as stat_mod
 import time
-from typing import Any, ClassVar, Final
+from collections.abc import Callable
+from typing import Any, BinaryIO, ClassVar, Final
 
 from .errors import BackendError
 from .file_dirs import (
@@ -63,6 +64,7 @@ __all__ = ["STALE_TEMP_AGE", "TEMP_PREFIX", "FileBackend", "add_long_path_prefix
 
 _TEMP_MARK: Final = TEMP_PREFIX + "#"  # "#" is no safe character: no key yields this name
 _LOC_CACHE_MAX: Final = 65536
+STREAM_MIN: Final = 1 << 22  # 4 MiB: a bigger pickle is unpickled from the file, not from bytes
 _CREATE_ATTEMPTS: Final = 6  # a concurrent delete may prune the directory we just made
 _READ_ATTEMPTS: Final = 5  # re-reads when a foreign writer modifies a file in place
 _O_NOFOLLOW: Final[int] = getattr(os, "O_NOFOLLOW", 0)
@@ -264,6 +266,17 @@ class FileBackend(FileScans, Backend):
         raise self._not_regular(op, key, loc[0] + os.sep + loc[2], st.st_mode)
 
     def exists(self, key: Key) -> bool:
+        # The hot path of `in`: a recently checked handle and a regular file, one lstat.
+        loc = self._locs.get(key)
+        if loc is not None:
+            h = _handles.get(loc[0])
+            if (h is not None and h.root == self._root
+                    and _monotonic() - h.checked < RECHECK_AFTER):
+                try:
+                    if _S_ISREG(h.stat(loc[2]).st_mode):
+                        return True
+                except OSError:
+                    pass  # absent, or worse: the full path below sorts it out
         return self._lstat_item(key, "stat") is not None
 
     def stat(self, key: Key) -> Stat | None:
@@ -279,6 +292,19 @@ class FileBackend(FileScans, Backend):
                 return None
             if current.etag == if_none_match:
                 return NOT_MODIFIED
+        return self._read(key, None)  # type: ignore[no-any-return]
+
+    def read_value(self, key: Key, decode_file: Callable[[BinaryIO], Any]
+                   ) -> tuple[Any, Stat, bool] | None:
+        """Like :meth:`read`, but a file of at least ``STREAM_MIN`` bytes is decoded straight
+        from the file by ``decode_file``, so its bytes are never held in memory:
+        ``(value, stat, True)``; a smaller file is ``(payload bytes, stat, False)``.
+
+        The file is checked to be unchanged after decoding, as after a plain read.
+        """
+        return self._read(key, decode_file)  # type: ignore[no-any-return]
+
+    def _read(self, key: Key, decode_file: Callable[[BinaryIO], Any] | None) -> Any:
         try:
             loc = self._loc(key)
         except ValueError:
@@ -289,7 +315,7 @@ class FileBackend(FileScans, Backend):
                 h = self._dir(loc, fresh=fresh)
                 if h is None:
                     return None
-                got = self._read_in(h, loc[2], key)
+                got = self._read_in(h, loc[2], key, decode_file)
                 if got is not None or fresh:
                     return got
                 fresh = True  # not found through a cached handle: make sure it is current
@@ -298,25 +324,38 @@ class FileBackend(FileScans, Backend):
         except (OSError, LinkRefused) as exc:
             raise self._error("read", key, exc) from exc
 
-    def _read_in(self, h: DirHandle, name: str, key: Key) -> tuple[bytes, Stat] | None:
-        """One consistent read of file ``name`` in ``h``; None if absent or a directory."""
+    def _read_in(self, h: DirHandle, name: str, key: Key,
+                 decode_file: Callable[[BinaryIO], Any] | None = None) -> Any:
+        """One consistent read of file ``name`` in ``h``: (bytes, Stat), or with
+        ``decode_file`` and a big file (value, Stat, True); None if absent or a directory."""
         for _ in range(_READ_ATTEMPTS):
             try:
                 fd = h.open(name, _READ_FLAGS)
             except FileNotFoundError:
                 return None
+            failed: Exception | None = None
             try:
                 st = os.fstat(fd)
                 if not _S_ISREG(st.st_mode):
                     if _S_ISDIR(st.st_mode):
                         return None
                     raise self._not_regular("read", key, h.join(name), st.st_mode)
-                data = self._read_fd(fd, st.st_size)
+                if decode_file is not None and st.st_size >= STREAM_MIN:
+                    try:
+                        data: Any = decode_file(_buffered_file(fd))
+                    except Exception as exc:  # damaged, or changed under us: see below
+                        data, failed = None, exc
+                else:
+                    data = self._read_fd(fd, st.st_size)
                 after = os.fstat(fd)
             finally:
                 os.close(fd)
             if after.st_mtime_ns == st.st_mtime_ns and after.st_size == st.st_size:
-                return data, stat_of(st)
+                if failed is not None:
+                    raise failed
+                if decode_file is None:
+                    return data, stat_of(st)
+                return data, stat_of(st), st.st_size >= STREAM_MIN
         raise BackendError(
             f"File {h.join(name)!r} kept changing while being read (modified in place?)",
             backend=self.name, operation="read", key=key,
@@ -349,7 +388,8 @@ class FileBackend(FileScans, Backend):
         h: DirHandle | None = None
         tmp: str | None = None
         try:
-            view = memoryview(payload)  # TypeError before anything touches the disk
+            write_to = getattr(payload, "write_to", None)  # a payload streamed into the file
+            view = memoryview(payload) if write_to is None else None  # TypeError: no file yet
             fd = -1
             for attempt in range(_CREATE_ATTEMPTS):
                 h = self._dir(loc, create=True, fresh=True)
@@ -368,8 +408,14 @@ class FileBackend(FileScans, Backend):
             if tmp is None or h is None:
                 raise FileExistsError(errno.EEXIST, "could not create a temp file", loc[0])
             try:
-                while view:
-                    view = view[os.write(fd, view):]
+                if write_to is not None:
+                    import io
+
+                    with io.BufferedWriter(io.FileIO(fd, "wb", closefd=False), 1 << 16) as f:
+                        write_to(f)
+                else:
+                    while view:
+                        view = view[os.write(fd, view):]
                 if self.durable:
                     os.fsync(fd)
                 st = os.fstat(fd)  # rename and link keep mtime, size and inode
@@ -457,3 +503,11 @@ class FileBackend(FileScans, Backend):
             except (OSError, LinkRefused):
                 return
             forget(self._root + sep + sep.join(rel[:depth]))
+
+
+def _buffered_file(fd: int) -> BinaryIO:
+    """A buffered reader over ``fd`` that leaves it open (the caller closes it). Big reads
+    (a large array's bytes) go straight into their destination buffer."""
+    import io
+
+    return io.BufferedReader(io.FileIO(fd, "rb", closefd=False), buffer_size=1 << 16)

@@ -12,14 +12,31 @@ from typing import Any
 
 from .backend_dict import BackendDict
 from .errors import BackendError
-from .file_backend import STALE_TEMP_AGE, FileBackend
+from .file_backend import STALE_TEMP_AGE, STREAM_MIN, FileBackend
 from .file_dirs import is_insecure_dir
-from .keys import SafeStrTuple, check_digest_len, sign_component
+from .keys import (
+    NonEmptyPersiDictKey,
+    SafeStrTuple,
+    check_digest_len,
+    normalize_key,
+    sign_component,
+)
 from .markers import ValueType
+from .serialization import PickleSerializer
 
 __all__ = ["FileDirDict"]
 
 _warned_insecure: set[str] = set()  # each directory is reported once per process
+
+
+def _big(value: Any) -> bool:
+    """Worth streaming into its file: a large array (numpy, pandas Series...) or bytes."""
+    try:
+        size = value.nbytes if hasattr(value, "nbytes") else len(value)
+    except Exception:
+        return False
+    return isinstance(size, int) and size >= STREAM_MIN and (
+        hasattr(value, "nbytes") or isinstance(value, (bytes, bytearray)))
 
 
 class FileDirDict(BackendDict[ValueType]):
@@ -69,6 +86,9 @@ class FileDirDict(BackendDict[ValueType]):
                          serialization_format=serialization_format)
         self._file_backend = backend
         self._digest_len = digest_len
+        # Big pickles are unpickled straight from their file (one copy of an array, not two).
+        self._stream = (self._serializer.decode_file
+                        if type(self._serializer) is PickleSerializer else None)
         if root is not None:
             return
         native = backend.os_base_dir
@@ -96,6 +116,29 @@ class FileDirDict(BackendDict[ValueType]):
                 "local user can replace or delete its items (and pkl/json items run code when "
                 "read). Restrict it (chmod o-w) or set the sticky bit (chmod +t).",
                 UserWarning, stacklevel=3)
+
+    def _encode(self, value: Any) -> Any:
+        if self._stream is not None and _big(value):
+            self._check_value(value)
+            return self._serializer.encode_stream(value)  # type: ignore[attr-defined]
+        return super()._encode(value)
+
+    def __getitem__(self, key: NonEmptyPersiDictKey) -> ValueType:
+        stream = self._stream
+        if stream is None:
+            return super().__getitem__(key)
+        k = normalize_key(key)
+        try:
+            got = self._file_backend.read_value(k.strings, stream)
+        except BackendError:
+            raise
+        except Exception as exc:  # the streamed unpickling failed: a damaged file
+            raise self._damaged(k, exc) from exc
+        if got is None:
+            raise KeyError(k)
+        if got[2]:
+            return self._check_read_value(got[0])  # type: ignore[no-any-return]
+        return self._decode(k, got[0])  # type: ignore[no-any-return]
 
     @property
     def base_dir(self) -> str:

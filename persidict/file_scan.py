@@ -34,7 +34,8 @@ _SETTLED_FINE_NS: Final = 100_000_000
 _SETTLED_COARSE_NS: Final = 3_000_000_000
 _S_ISREG = stat_mod.S_ISREG
 
-Listing = tuple[list[tuple[str, os.DirEntry[str]]], list[tuple[str, str]], list[os.DirEntry[str]]]
+# (item file names, their key components or None, subdirectories (component, name), temps)
+Listing = tuple[list[str], list[str] | None, list[tuple[str, str]], list[str]]
 
 
 def is_temp_name(name: str) -> bool:
@@ -62,8 +63,7 @@ class FileScans:
 
         def _error(self, op: str, key: Key | None, exc: BaseException) -> BackendError: ...
 
-        def _read_in(self, h: DirHandle, name: str,
-                     key: Key) -> tuple[bytes, Stat] | None: ...
+        def _read_in(self, h: DirHandle, name: str, key: Key) -> Any: ...
 
         def _prune(self, rel: tuple[str, ...]) -> None: ...
 
@@ -94,7 +94,7 @@ class FileScans:
             if h is not None:
                 listing = self._list(h, h is base)
                 yield prefix, h, listing, up
-                stack.extend(((*prefix, comp), h, name) for comp, name in reversed(listing[1]))
+                stack.extend(((*prefix, comp), h, name) for comp, name in reversed(listing[2]))
             if not stack:
                 return
             prefix, parent, name = stack.pop()
@@ -105,41 +105,42 @@ class FileScans:
                 h = None  # vanished, or swapped for a link since it was listed
 
     def _list(self, h: DirHandle, is_base: bool) -> Listing:
-        """(items as (component, entry), subdirectories as (component, name), temp files)."""
+        """(item file names, their key components, subdirectories as (component, name), temp
+        file names). The components are None when they are the names minus the suffix."""
         started = time.time_ns()
         try:
             st = os.fstat(h.fd) if h.fd is not None else os.stat(h.path)
             with h.scandir() as it:
                 entries = list(it)
         except FileNotFoundError:
-            return [], [], []
+            return [], None, [], []
         except OSError as exc:
             if not is_base and isinstance(exc, NotADirectoryError):
-                return [], [], []
+                return [], None, [], []
             raise self._error("list", None, exc) from exc
         ext, n = self._dot_ext, self._digest_len
-        items: list[tuple[str, os.DirEntry[str]]] = []
+        names: list[str] = []
         subdirs: list[tuple[str, str]] = []
-        temps: list[os.DirEntry[str]] = []
+        temps: list[str] = []
         changed = max(st.st_mtime_ns, st.st_ctime_ns)
         ident = (st.st_dev, st.st_ino)
         memo = self._memo.get(ident)
         if memo is not None and memo[0] == changed:
             # The same names as when they were last checked: only the known junk is skipped.
             bad_items, bad_dirs = memo[1], memo[2]
-            cut = -len(ext) - (n + 1 if n else 0)
             dcut = -(n + 1) if n else None
             for e in entries:
                 name = e.name
                 if name.endswith(ext) and e.is_file(follow_symlinks=False):
                     if not bad_items or name not in bad_items:
-                        items.append((name[:cut], e))
+                        names.append(name)
                 elif e.is_dir(follow_symlinks=False):
                     if not bad_dirs or name not in bad_dirs:
                         subdirs.append((name[:dcut], name))
                 elif name.startswith(TEMP_PREFIX) and is_temp_name(name):
-                    temps.append(e)
-            return items, subdirs, temps
+                    temps.append(name)
+            return names, None, subdirs, temps
+        comps: list[str] = []
         new_bad_items: list[str] = []
         new_bad_dirs: list[str] = []
         cut_ext = -len(ext)
@@ -150,7 +151,8 @@ class FileScans:
                 if comp is None:
                     new_bad_items.append(name)
                 else:
-                    items.append((comp, e))
+                    names.append(name)
+                    comps.append(comp)
             elif e.is_dir(follow_symlinks=False):
                 comp = unsign_component(name, n)
                 if comp is None:
@@ -158,55 +160,58 @@ class FileScans:
                 else:
                     subdirs.append((comp, name))
             elif name.startswith(TEMP_PREFIX) and is_temp_name(name):
-                temps.append(e)
+                temps.append(name)
         settle = _SETTLED_COARSE_NS if changed % 1_000_000_000 == 0 else _SETTLED_FINE_NS
         if started - changed > settle:  # later changes will move its times: remember
             if len(self._memo) >= _MEMO_MAX:
                 self._memo.clear()
             self._memo[ident] = (changed, frozenset(new_bad_items), frozenset(new_bad_dirs))
-        return items, subdirs, temps
+        return names, comps, subdirs, temps
+
+    def _comps(self, listing: Listing) -> list[str]:
+        """The key components of a listing's items."""
+        comps = listing[1]
+        if comps is not None:
+            return comps
+        cut = -len(self._dot_ext) - (self._digest_len + 1 if self._digest_len else 0)
+        return [name[:cut] for name in listing[0]]
+
+    def _stats(self, prefix: Key, h: DirHandle, listing: Listing
+               ) -> Iterator[tuple[Key, os.stat_result]]:
+        """(key, its lstat) of a listing's items; those deleted since the listing skipped."""
+        for name, comp in zip(listing[0], self._comps(listing), strict=True):
+            try:
+                st = h.stat(name)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            except OSError as exc:
+                raise self._error("stat", (*prefix, comp), exc) from exc
+            yield (*prefix, comp), st
 
     def scan(self, *, with_stat: bool = False) -> Iterator[tuple[Key, Stat | None]]:
-        for prefix, _, (items, _, _), _ in self._walk():
-            for comp, entry in items:
-                if not with_stat:
-                    yield (*prefix, comp), None
-                    continue
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except (FileNotFoundError, NotADirectoryError):
-                    continue  # deleted since the listing
-                except OSError as exc:
-                    raise self._error("stat", (*prefix, comp), exc) from exc
-                yield (*prefix, comp), stat_of(st)
+        for prefix, h, listing, _ in self._walk():
+            if with_stat:
+                for key, st in self._stats(prefix, h, listing):
+                    yield key, stat_of(st)
+            else:
+                yield from [((*prefix, comp), None) for comp in self._comps(listing)]
 
     def scan_keys(self) -> Iterator[Key]:
-        for prefix, _, (items, _, _), _ in self._walk():
-            if prefix:
-                for comp, _ in items:
-                    yield (*prefix, comp)
-            else:
-                for comp, _ in items:
-                    yield (comp,)
+        for prefix, _, listing, _ in self._walk():
+            yield from [(*prefix, comp) for comp in self._comps(listing)]
 
     def scan_mtimes(self) -> Iterator[tuple[Key, float]]:
-        for prefix, _, (items, _, _), _ in self._walk():
-            for comp, entry in items:
-                try:
-                    mtime = entry.stat(follow_symlinks=False).st_mtime
-                except (FileNotFoundError, NotADirectoryError):
-                    continue  # deleted since the listing
-                except OSError as exc:
-                    raise self._error("stat", (*prefix, comp), exc) from exc
-                yield (*prefix, comp), mtime
+        for prefix, h, listing, _ in self._walk():
+            for key, st in self._stats(prefix, h, listing):
+                yield key, st.st_mtime
 
     def scan_items(self) -> Iterator[tuple[Key, Any, Stat]]:
         """Every item read as it is listed: opened by name in the directory just listed."""
-        for prefix, h, (items, _, _), _ in self._walk():
-            for comp, entry in items:
+        for prefix, h, listing, _ in self._walk():
+            for name, comp in zip(listing[0], self._comps(listing), strict=True):
                 key = (*prefix, comp)
                 try:
-                    got = self._read_in(h, entry.name, key)
+                    got = self._read_in(h, name, key)
                 except OSError as exc:
                     raise self._error("read", key, exc) from exc
                 if got is not None:
@@ -222,15 +227,23 @@ class FileScans:
 
         rand = random.random
         total = 0
-        won: tuple[Key, str] | None = None
-        for prefix, _, (items, _, _), _ in self._walk():
-            k = len(items)
+        won: tuple[Key, Listing, int] | None = None
+        for prefix, _, listing, _ in self._walk():
+            k = len(listing[0])
             if not k:
                 continue
             total += k
             if rand() * total < k:
-                won = prefix, items[random.randrange(k)][0]
-        return None if won is None else (*won[0], won[1])
+                won = prefix, listing, random.randrange(k)
+        if won is None:
+            return None
+        prefix, listing, i = won
+        comps = listing[1]
+        if comps is not None:
+            return (*prefix, comps[i])
+        name = listing[0][i]
+        return (*prefix, name[: -len(self._dot_ext) - (self._digest_len + 1 if self._digest_len
+                                                        else 0)])
 
     def clear(self) -> None:
         """Remove this format's items and stale temp files, then the emptied subdirectories.
@@ -257,22 +270,22 @@ class FileScans:
         cutoff = time.time() - max_temp_age
         visited: list[tuple[DirHandle, str, str]] = []  # (parent, name, path), parents first
         removed_temps = 0
-        for prefix, h, (items, _, temps), up in self._walk():
+        for prefix, h, listing, up in self._walk():
             if up is not None:
                 visited.append((up[0], up[1], h.path))
             if remove_items:
-                for comp, entry in items:
+                for name in listing[0]:
                     try:
-                        h.unlink(entry.name)
+                        h.unlink(name)
                     except FileNotFoundError:
                         pass  # deleted since the listing
                     except OSError as exc:
-                        raise self._error("clear", (*prefix, comp), exc) from exc
-            for entry in temps:
+                        raise self._error("clear", (*prefix, name), exc) from exc
+            for name in listing[3]:
                 try:
-                    st = entry.stat(follow_symlinks=False)
+                    st = h.stat(name)
                     if _S_ISREG(st.st_mode) and st.st_mtime < cutoff:
-                        h.unlink(entry.name)
+                        h.unlink(name)
                         removed_temps += 1
                 except OSError:
                     pass  # a live writer's, or another user's in a shared folder

@@ -22,6 +22,7 @@ __all__ = [
     "CopySerializer",
     "JsonSerializer",
     "PickleSerializer",
+    "PickleStream",
     "Pickled",
     "Serializer",
     "TextSerializer",
@@ -53,8 +54,8 @@ class _JoblibNeeded(Exception):
 _fast_unpickler: Any = None
 
 
-def _unpickle(data: bytes) -> Any:
-    """``pickle.loads`` that stops at joblib's numpy wrapper records (raises _JoblibNeeded)."""
+def _fast_unpickler_class() -> Any:
+    """A ``pickle.Unpickler`` that stops at joblib's numpy wrapper records (_JoblibNeeded)."""
     global _fast_unpickler
     if _fast_unpickler is None:
         import pickle
@@ -66,9 +67,14 @@ def _unpickle(data: bytes) -> Any:
                 return super().find_class(module, name)
 
         _fast_unpickler = FastUnpickler
+    return _fast_unpickler
+
+
+def _unpickle(data: bytes) -> Any:
+    """``pickle.loads`` that stops at joblib's numpy wrapper records (raises _JoblibNeeded)."""
     import io
 
-    return _fast_unpickler(io.BytesIO(data)).load()
+    return (_fast_unpickler or _fast_unpickler_class())(io.BytesIO(data)).load()
 
 
 def _joblib_load(data: bytes) -> Any:
@@ -105,6 +111,48 @@ class PickleSerializer(Serializer):
             return _unpickle(payload)
         except _JoblibNeeded:
             return _joblib_load(payload)
+
+    def encode_stream(self, value: Any) -> PickleStream:
+        """A payload that pickles ``value`` straight into the file it is written to (a big
+        array's bytes are never copied into one ``bytes`` first). Same bytes as :meth:`encode`."""
+        return PickleStream(value)
+
+    def decode_file(self, f: Any) -> Any:
+        """Like :meth:`decode`, reading from a binary file with ``peek`` and ``seek``: a big
+        value (a numpy array's data) is read straight into the object it becomes."""
+        head = f.peek(4)[:4]
+        if not head:
+            raise ValueError("empty file: no pickle data")
+        if head == LZ4_FRAME_MAGIC:
+            return self.decode(f.read())
+        try:
+            return _fast_unpickler_class()(f).load()
+        except _JoblibNeeded:
+            f.seek(0)
+            import joblib
+
+            return joblib.load(f)
+
+
+class PickleStream:
+    """A pickle payload written by ``write_to(file)``; errors are TypeError like ``encode``'s."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def write_to(self, f: Any) -> None:
+        import pickle
+
+        try:
+            pickle.Pickler(f, protocol=PICKLE_PROTOCOL).dump(self.value)
+        except OSError:
+            raise  # the disk, not the value
+        except Exception as exc:
+            raise TypeError(
+                f"value of type {type(self.value).__name__} cannot be pickled: {exc}"
+            ) from exc
 
 
 _handlers_registered: set[str] = set()
