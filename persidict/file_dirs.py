@@ -60,9 +60,12 @@ class LinkRefused(Exception):
 
 
 class DirHandle:
-    """An open directory: its descriptor (None on Windows), path, identity and root."""
+    """An open directory: its descriptor (None on Windows), path, identity and root.
 
-    __slots__ = ("checked", "dev", "fd", "ino", "path", "root")
+    ``opened`` is its stat when it was opened (a listing right after uses it as current).
+    """
+
+    __slots__ = ("checked", "dev", "fd", "ino", "opened", "path", "root")
 
     def __init__(self, fd: int | None, path: str, root: str, st: os.stat_result) -> None:
         self.fd = fd
@@ -70,6 +73,7 @@ class DirHandle:
         self.root = root
         self.dev = st.st_dev
         self.ino = st.st_ino
+        self.opened = st
         self.checked = time.monotonic()
 
     def __del__(self) -> None:

@@ -92,7 +92,7 @@ class FileScans:
         up: tuple[DirHandle, str] | None = None
         while True:
             if h is not None:
-                listing = self._list(h, h is base)
+                listing = self._list(h, h is base, h is not base)
                 yield prefix, h, listing, up
                 stack.extend(((*prefix, comp), h, name) for comp, name in reversed(listing[2]))
             if not stack:
@@ -104,12 +104,15 @@ class FileScans:
             except (OSError, LinkRefused):
                 h = None  # vanished, or swapped for a link since it was listed
 
-    def _list(self, h: DirHandle, is_base: bool) -> Listing:
+    def _list(self, h: DirHandle, is_base: bool, just_opened: bool) -> Listing:
         """(item file names, their key components, subdirectories as (component, name), temp
         file names). The components are None when they are the names minus the suffix."""
         started = time.time_ns()
         try:
-            st = os.fstat(h.fd) if h.fd is not None else os.stat(h.path)
+            if just_opened:
+                st = h.opened
+            else:
+                st = os.fstat(h.fd) if h.fd is not None else os.stat(h.path)
             with h.scandir() as it:
                 entries = list(it)
         except FileNotFoundError:
@@ -197,8 +200,14 @@ class FileScans:
                 yield from [((*prefix, comp), None) for comp in self._comps(listing)]
 
     def scan_keys(self) -> Iterator[Key]:
-        for prefix, _, listing, _ in self._walk():
-            yield from [(*prefix, comp) for comp in self._comps(listing)]
+        cut = -len(self._dot_ext) - (self._digest_len + 1 if self._digest_len else 0)
+        for prefix, _, (names, comps, _, _), _ in self._walk():
+            if comps is not None:
+                yield from [(*prefix, comp) for comp in comps]
+            elif prefix:
+                yield from [(*prefix, name[:cut]) for name in names]
+            else:
+                yield from [(name[:cut],) for name in names]
 
     def scan_mtimes(self) -> Iterator[tuple[Key, float]]:
         for prefix, h, listing, _ in self._walk():
