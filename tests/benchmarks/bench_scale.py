@@ -210,7 +210,7 @@ def bench_n(root: Path, n: int, repeats: int) -> list[Row]:
 
     # clear(): the tree is written anew (untimed) before every run.
     samples: dict[str, list[float]] = {"ours": [], "raw": []}
-    for r in range(1 if n >= 1_000_000 else 2):
+    for r in range(1 if n >= 1_000_000 else 2 if n >= 100_000 else 4):
         for who in (("ours", "raw") if r % 2 == 0 else ("raw", "ours")):
             populate(base, n)
             time.sleep(0.2)
@@ -445,7 +445,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
         series = by_op.setdefault(op, {"ours": [], "raw": []})
         series["ours"].append((n, r["ours"]))
         series["raw"].append((n, r["limit"]))
-    fig, ax = plt.subplots(figsize=(8, 5.5))
+    fig, ax = plt.subplots(figsize=(10, 5.5))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for (op, series), color in zip(sorted(by_op.items()), colors * 3, strict=False):
         for who, style in (("ours", "-o"), ("raw", "--")):
@@ -458,7 +458,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     ax.set_ylabel("microseconds per item (solid: FileDirDict, dashed: raw limit)")
     ax.set_title("FileDirDict per-item cost against N")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
