@@ -198,13 +198,26 @@ class LocalDict(BackendDict[ValueType]):
                          prune_interval=self.prune_interval)
 
     def __getitem__(self, key: NonEmptyPersiDictKey) -> ValueType:
-        # The hot path of every cache hit: one dict lookup, one (usually free) copy.
-        k = normalize_key(key)
-        entry = self._items.get(self._prefix + k.strings if self._prefix else k.strings)
+        # The hot path of every cache hit: one dict lookup, one (usually free) copy. A plain
+        # tuple found as it is needs no normalising: only valid keys were ever stored, so a
+        # hit proves it valid (normalising costs more than the lookup once a store outgrows
+        # the key cache).
+        entry = None
+        if type(key) is tuple and not self._prefix:
+            try:
+                entry = self._items.get(key)
+            except TypeError:  # unhashable parts: normalize_key says what is wrong
+                entry = None
         if entry is None:
-            raise KeyError(k)
+            k = normalize_key(key)
+            entry = self._items.get(self._prefix + k.strings if self._prefix else k.strings)
+            if entry is None:
+                raise KeyError(k)
+        else:
+            k = None
         payload = entry.payload
         if type(payload) is Pickled and self.base_class_for_values is None:
             return payload.loads(payload.data)  # type: ignore[no-any-return]
-        return self._decode(k, payload)  # type: ignore[no-any-return]
+        return self._decode(normalize_key(key) if k is None else k,  # type: ignore[no-any-return]
+                            payload)
 
