@@ -64,7 +64,7 @@ from bench_file import (  # noqa: E402
 SHARDS = 100
 EXT = ".pkl"
 SAMPLE = 2000
-DEFAULT_OUT = REPO / "docs" / "scale" / "bench_scale.json"
+DEFAULT_OUT = REPO / "docs" / "benchmarks" / "bench_scale.json"
 
 
 # ------------------------------------------------------------------------------- the store
