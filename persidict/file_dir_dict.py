@@ -135,7 +135,7 @@ class FileDirDict(BackendDict[ValueType]):
         except Exception as exc:  # the streamed unpickling failed: a damaged file
             raise self._damaged(k, exc) from exc
         if got is None:
-            raise KeyError(k)
+            raise KeyError(k) from self._file_backend.missing(k.strings)
         if got[2]:
             return self._check_read_value(got[0])  # type: ignore[no-any-return]
         return self._decode(k, got[0])  # type: ignore[no-any-return]
