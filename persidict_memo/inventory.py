@@ -73,7 +73,9 @@ class Layout:
                 else:
                     yield Item(key, "result", mtime, None)
             return
-        for kind, store in (("result", rs.results), ("meta", rs.meta), ("lease", rs.leases)):
+        # (leases now live in the metadata records: rs.leases is rs.meta, listed once)
+        leases = rs.leases if rs.leases is not rs.meta else None
+        for kind, store in (("result", rs.results), ("meta", rs.meta), ("lease", leases)):
             if store is not None:
                 for key, mtime in _keys_and_times(store, prefix):
                     yield Item(key, kind, mtime, None)  # type: ignore[arg-type]

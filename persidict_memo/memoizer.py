@@ -2,14 +2,23 @@
 
 A call goes through three tiers:
 
-1. this process's memory (a bounded dict of results already seen here): a warm hit is one key
-   computation and one dict lookup;
+1. this process's memory (see :mod:`persidict_memo.memory`): a warm hit is one key computation
+   and one dict lookup;
 2. the store: a hit is one read, then the result is remembered in memory;
 3. a miss: with leases on, exactly one caller across processes and machines computes (the
    others wait for its result, see :mod:`persidict_memo.leases`); the result is pickled once
    to learn its size (so an unpicklable result is found before anything is written), then
    published with an atomic insert-if-absent (the first result stands; a late writer gets the
-   stored result back), and its metadata is written beside it.
+   stored result back), and the lease record is replaced by the result's metadata. Everything
+   is written before the call returns: nothing is deferred to a thread that an abrupt exit
+   would kill.
+
+Coroutines of one event loop calling the same uncached call share one computation in process
+(the others await its future), and wait for other processes with ``await asyncio.sleep``.
+
+A stored result that cannot be decoded (a damaged file, e.g. after a power cut: result files
+are not fsync'ed unless ``durable=True``) is never returned: it reads as a miss with a
+:class:`CacheStoreWarning`, is recomputed and replaced atomically.
 
 Warm hits return the very object remembered in memory, as :func:`functools.lru_cache` does:
 treat cached results as immutable.
@@ -27,6 +36,7 @@ from typing import Any, Final, Literal, NamedTuple
 
 from persidict import (
     ANY_ETAG,
+    ETAG_IS_THE_SAME,
     ITEM_NOT_AVAILABLE,
     NEVER_RETRIEVE,
     BackendError,
@@ -38,7 +48,8 @@ from persidict import (
 from . import background
 from .call_keys import CallKeyMaker
 from .inventory import layout_of
-from .leases import Lease, Leases
+from .leases import Lease, LeaseRecord, Leases
+from .memory import DEFAULT_MEMORY_BYTES, MemoryTier
 from .metadata import build_metadata, parse_metadata, pickled_size
 from .stores import ResultStore, open_store, unavailable
 
@@ -50,10 +61,12 @@ _MISSING: Final = object()
 _COMPUTING: ContextVar[frozenset[tuple[str, ...]]] = ContextVar(
     "persidict_memo_computing", default=frozenset()
 )
-_MEMORY_ENTRIES: Final = 1024
-DEFAULT_MEMORY_BYTES: Final = 64 * 2**20
-_LARGEST_KEPT: Final = 8  # a result over memory_bytes / 8 is not kept in memory
 StoreErrorPolicy = Literal["warn", "raise"]
+# A process calls a function without a lease once its last QUICK_STREAK computations each ran
+# under LEASE_GRACE seconds (a duplicate of such a call costs little; the first result stands);
+# the first slower computation turns leases back on.
+LEASE_GRACE: Final = 0.05
+QUICK_STREAK: Final = 3
 
 
 class CacheInfo(NamedTuple):
@@ -62,7 +75,7 @@ class CacheInfo(NamedTuple):
     Attributes:
         hits: calls answered from memory or the store without running the body.
         misses: calls that ran the body.
-        waits: calls that waited for another process's computation and returned its result.
+        waits: calls that waited for another caller's computation and returned its result.
         store_errors: results that could not be stored or read (each one was reported).
     """
 
@@ -73,7 +86,7 @@ class CacheInfo(NamedTuple):
 
 
 class CacheStoreWarning(RuntimeWarning):
-    """A result could not be stored (or read back); it was returned anyway."""
+    """A result could not be stored (or read back, or was damaged); it was returned anyway."""
 
 
 class _Begun(NamedTuple):
@@ -83,6 +96,10 @@ class _Begun(NamedTuple):
     value: Any
     lease: Lease | None
     verify: bool  # a hit chosen for a determinism check: compute and compare
+    damaged: bool = False  # the stored result is damaged: compute and replace it
+
+
+_COMPUTE: Final = _Begun(False, None, None, False)
 
 
 class Memoizer:
@@ -129,11 +146,11 @@ class Memoizer:
         self.on_store_error = on_store_error
         self.durable = durable
         self._store_worked = False  # until then a store failure means "cannot be used"
-        self._memory: dict[tuple[str, ...], Any] = {}
-        self._memory_sizes: dict[tuple[str, ...], int] = {}
-        self._memory_total = 0
-        self._memory_lock = threading.Lock()
-        self.memory_bytes = memory_bytes
+        self._quick_streak = 0  # consecutive computations that took under LEASE_GRACE
+        self._tier = MemoryTier(memory_bytes)
+        self._memory = self._tier.entries  # the warm-hit dict, looked up directly
+        # key -> (event loop, future) of the coroutine computing it in this process
+        self._inflight: dict[tuple[str, ...], tuple[Any, asyncio.Future[Any]]] = {}
         self.hits = self.misses = self.waits = self.store_errors = 0
 
     # ------------------------------------------------------------------------------ the store
@@ -172,22 +189,28 @@ class Memoizer:
         if value is not _MISSING and not self.check_determinism:
             self.hits += 1
             return value
-        begun = self._begin(key, value)
+        begun = self._look(key, value)
+        if begun is None:
+            begun = self._await_turn(key)
         if begun.found and not begun.verify:
             return begun.value
-        token = _COMPUTING.set(_COMPUTING.get() | {key}) if begun.lease is not None else None
+        lease = begun.lease
+        token = _COMPUTING.set(_COMPUTING.get() | {key}) if lease is not None else None
         try:
             start = time.perf_counter()
             result = body(*args, **kwargs)
             seconds = time.perf_counter() - start
-            if begun.verify:
-                return self._verify(key, begun.value, result)
-            return self._publish(key, result, seconds, full_args, kwargs)
+        except BaseException:
+            if lease is not None:
+                lease.abandon()  # the next caller takes its turn at once
+            raise
         finally:
             if token is not None:
                 _COMPUTING.reset(token)
-            if begun.lease is not None:
-                self._let_go(key, begun.lease)
+        self._quick_streak = self._quick_streak + 1 if seconds < LEASE_GRACE else 0
+        if begun.verify:
+            return self._verify(key, begun.value, result)
+        return self._publish(key, result, seconds, full_args, kwargs, lease, begun.damaged)
 
     async def call_async(
         self,
@@ -203,37 +226,107 @@ class Memoizer:
         if value is not _MISSING and not self.check_determinism:
             self.hits += 1
             return value
-        begun = await asyncio.to_thread(self._begin, key, value)
+        loop = asyncio.get_running_loop()
+        while key not in _COMPUTING.get():  # join a computation of this loop, if any
+            running = self._inflight.get(key)
+            if running is None or running[0] is not loop:
+                break
+            try:
+                value = await asyncio.shield(running[1])
+            except Exception:  # it failed: take our turn (the first to get here computes)
+                continue
+            self.waits += 1
+            return value
+        future: asyncio.Future[Any] = loop.create_future()
+        mine = (loop, future)
+        self._inflight.setdefault(key, mine)
+        try:
+            result = await self._call_async(body, args, kwargs, full_args, key, value)
+        except BaseException as exc:
+            future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
+            future.exception()  # retrieved: waiters that were there have it
+            raise
+        else:
+            future.set_result(result)
+            return result
+        finally:
+            if self._inflight.get(key) is mine:
+                del self._inflight[key]
+
+    async def _call_async(
+        self,
+        body: Callable[..., Awaitable[Any]],
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any],
+        full_args: tuple[Any, ...],
+        key: tuple[str, ...],
+        remembered: Any,
+    ) -> Any:
+        begun = await asyncio.to_thread(self._look, key, remembered)
+        if begun is None:
+            leases = self._leases
+            assert leases is not None
+            try:
+                lease, waited = await leases.acquire_or_wait_async(
+                    self.store.lease_key(key), lambda: self._exists(key)
+                )
+            except Exception as exc:  # leases unavailable: compute without one
+                self._report(exc, f"could not take the lease of a {self.function_name}() call")
+                self.misses += 1
+                begun = _COMPUTE
+            else:
+                begun = await asyncio.to_thread(self._after_wait, key, lease, waited)
         if begun.found and not begun.verify:
             return begun.value
-        token = _COMPUTING.set(_COMPUTING.get() | {key}) if begun.lease is not None else None
+        lease = begun.lease
+        token = _COMPUTING.set(_COMPUTING.get() | {key}) if lease is not None else None
         try:
             start = time.perf_counter()
             result = await body(*args, **kwargs)
             seconds = time.perf_counter() - start
-            if begun.verify:
-                return self._verify(key, begun.value, result)
-            return await asyncio.to_thread(self._publish, key, result, seconds, full_args, kwargs)
+        except BaseException:
+            if lease is not None:
+                await asyncio.to_thread(lease.abandon)
+            raise
         finally:
             if token is not None:
                 _COMPUTING.reset(token)
-            if begun.lease is not None:
-                await asyncio.to_thread(self._let_go, key, begun.lease)
+        self._quick_streak = self._quick_streak + 1 if seconds < LEASE_GRACE else 0
+        if begun.verify:
+            return self._verify(key, begun.value, result)
+        return await asyncio.to_thread(
+            self._publish, key, result, seconds, full_args, kwargs, lease, begun.damaged
+        )
 
-    def _begin(self, key: tuple[str, ...], remembered: Any) -> _Begun:
-        """Find the result (memory, store, another process's computation) or a lease to compute."""
+    def _look(self, key: tuple[str, ...], remembered: Any) -> _Begun | None:
+        """Memory, then the store; None when the caller must take its turn (a lease)."""
         verify = self.check_determinism > 0 and random.random() < self.check_determinism
         if remembered is not _MISSING:
             self.hits += 1
             return _Begun(True, remembered, None, verify)
-        found, value = self._read(key)
+        found, value, damaged = self._read(key)
         if found:
             self.hits += 1
             return _Begun(True, value, None, verify)
-        leases = self._leases if self.lease else None
-        if leases is None or key in _COMPUTING.get():  # a call computing itself: no lease
+        leases = self._leases
+        if damaged or not self.lease or leases is None or key in _COMPUTING.get():
+            # a damaged entry is replaced without a lease; a call computing itself takes none
             self.misses += 1
-            return _Begun(False, None, None, False)
+            return _Begun(False, None, None, False, damaged)
+        if self._quick_streak >= QUICK_STREAK:  # quick calls: no lease, unless one is held
+            try:
+                held = self.store.lease_key(key) in leases.store
+            except Exception:
+                held = True  # let the lease path report it
+            if not held:
+                self.misses += 1
+                return _COMPUTE
+        return None
+
+    def _await_turn(self, key: tuple[str, ...]) -> _Begun:
+        """Take the lease of ``key`` or wait for another caller's result."""
+        leases = self._leases
+        assert leases is not None
         try:
             lease, waited = leases.acquire_or_wait(
                 self.store.lease_key(key), lambda: self._exists(key)
@@ -241,31 +334,22 @@ class Memoizer:
         except Exception as exc:  # leases unavailable: compute without one
             self._report(exc, f"could not take the lease of a {self.function_name}() call")
             self.misses += 1
-            return _Begun(False, None, None, False)
-        if lease is None:
-            found, value = self._read(key)
+            return _COMPUTE
+        return self._after_wait(key, lease, waited)
+
+    def _after_wait(self, key: tuple[str, ...], lease: Lease | None, waited: bool) -> _Begun:
+        if lease is None:  # the result is there (published by another caller)
+            found, value, damaged = self._read(key)
             if found:
                 if waited:
                     self.waits += 1
                 else:
                     self.hits += 1
                 return _Begun(True, value, None, False)
+            self.misses += 1  # forgotten meanwhile, or damaged: compute without a lease
+            return _Begun(False, None, None, False, damaged)
         self.misses += 1
         return _Begun(False, None, lease, False)
-
-    def _let_go(self, key: tuple[str, ...], lease: Lease) -> None:
-        """Give a lease up once its computation ended.
-
-        After a published result the record is deleted by the housekeeping thread: waiters
-        look for the result before looking at the lease, so nobody waits for the deletion
-        (``forget``/``cache_clear`` flush it first). After a failure the record is deleted
-        at once, so that the next caller can take its turn without delay.
-        """
-        lease.stop()
-        if key in self._memory:
-            background.submit(lease.delete)
-        else:
-            lease.delete()
 
     # ------------------------------------------------------------------------ store access
     def _exists(self, key: tuple[str, ...]) -> bool:
@@ -274,59 +358,36 @@ class Memoizer:
         except Exception:
             return False
 
-    def _read(self, key: tuple[str, ...]) -> tuple[bool, Any]:
+    def _read(self, key: tuple[str, ...]) -> tuple[bool, Any, bool]:
+        """``(found, value, damaged)``: a damaged entry is reported and reads as a miss."""
         try:
             value = self.store.results[key]
         except KeyError:
             self._store_worked = True
-            return False, None
+            return False, None, False
+        except BackendError as exc:
+            if exc.operation != "decode":
+                self._report(exc, f"could not read the cached result {'/'.join(key)}")
+                return False, None, False
+            self._store_worked = True
+            self.store_errors += 1
+            warnings.warn(
+                f"the cached result {'/'.join(key)} of {self.function_name}() is damaged; it "
+                f"is recomputed and replaced ({exc})",
+                CacheStoreWarning,
+                stacklevel=5,
+            )
+            return False, None, True
         except Exception as exc:
-            if isinstance(exc, BackendError) and exc.operation == "decode":
-                self._store_worked = True
             self._report(exc, f"could not read the cached result {'/'.join(key)}")
-            return False, None
+            return False, None, False
         self._store_worked = True
-        self._remember(key, value)
-        return True, value
-
-    def _remember(self, key: tuple[str, ...], value: Any, size: int | None = None) -> None:
-        """Keep a result in memory, within the entry and byte budgets (oldest out first)."""
-        budget = self.memory_bytes
-        if budget <= 0:
-            return
-        if size is None:
-            try:
-                size = pickled_size(value)
-            except Exception:
-                return
-        if size > budget // _LARGEST_KEPT:
-            return
-        memory, sizes = self._memory, self._memory_sizes
-        with self._memory_lock:
-            if key in memory:
-                return
-            while memory and (
-                len(memory) >= _MEMORY_ENTRIES or self._memory_total + size > budget
-            ):
-                oldest = next(iter(memory))
-                del memory[oldest]
-                self._memory_total -= sizes.pop(oldest, 0)
-            memory[key] = value
-            sizes[key] = size
-            self._memory_total += size
-
-    def _forget_in_memory(self, key: tuple[str, ...] | None = None) -> None:
-        with self._memory_lock:
-            if key is None:
-                self._memory.clear()
-                self._memory_sizes.clear()
-                self._memory_total = 0
-            elif self._memory.pop(key, _MISSING) is not _MISSING:
-                self._memory_total -= self._memory_sizes.pop(key, 0)
+        self._tier.remember(key, value)
+        return True, value, False
 
     def memory_usage(self) -> tuple[int, int]:
         """``(entries, pickled bytes)`` of the results kept in this process's memory."""
-        return len(self._memory), self._memory_total
+        return self._tier.usage()
 
     def _publish(
         self,
@@ -335,71 +396,120 @@ class Memoizer:
         seconds: float,
         full_args: tuple[Any, ...],
         kwargs: Mapping[str, Any],
+        lease: Lease | None,
+        replace: bool = False,
     ) -> Any:
-        """Store a fresh result (first writer wins); return the result that stands.
+        """Store a fresh result and its metadata; return the result that stands.
 
-        A result that cannot be stored is reported (``on_store_error``) and returned.
+        The first result stands (insert-if-absent), except over a damaged entry (``replace``),
+        which is overwritten atomically. A result that cannot be stored is reported
+        (``on_store_error``) and returned, its lease given up.
         """
         try:
-            won = self._insert(key, result, seconds, full_args, kwargs)
+            size = pickled_size(result)  # an unpicklable result fails here, before any write
+            won = self._store_result(key, result, replace)
         except MutationPolicyError:
+            if lease is not None:
+                lease.abandon()
             raise  # a failed determinism check is the answer, not a storage problem
         except Exception as exc:
+            if lease is not None:
+                lease.abandon()
             self._report(exc, f"could not store the result of {self.function_name}()")
             return result
+        stored = result
         if won:
-            return result
-        found, stored = self._read(key)  # another process published first: its result stands
-        return stored if found else result
+            self._tier.remember(key, result, size)
+        else:  # another caller published first: its result stands
+            if self.check_determinism > 0:
+                self._verify(key, None, result)
+            found, value, _ = self._read(key)
+            stored = value if found else result
+        text = self._metadata(key, result, size, seconds, full_args, kwargs)
+        if self.store.remote:  # off the critical path (see ResultStore.remote)
+            background.submit(lambda: self._write_metadata_quietly(key, text, lease, replace))
+            return stored
+        try:
+            self._write_metadata(key, text, lease, overwrite=replace)
+        except Exception as exc:  # the result stands; only its description is missing
+            self._report(exc, f"could not store the metadata of a {self.function_name}() call")
+        return stored
 
-    def _insert(
+    def _write_metadata_quietly(
+        self, key: tuple[str, ...], text: str, lease: Lease | None, overwrite: bool
+    ) -> None:
+        try:
+            self._write_metadata(key, text, lease, overwrite)
+        except Exception:  # logged by the housekeeping thread; the result stands
+            self.store_errors += 1
+            raise
+
+    def _store_result(self, key: tuple[str, ...], result: Any, replace: bool) -> bool:
+        """Insert-if-absent (or, over a damaged entry, replace); True if ours was written."""
+        store = self.store
+        if replace:
+            store.admin[key] = result  # atomic: a temp file renamed over the damaged one
+            return True
+        return bool(
+            store.results.setdefault_if(
+                key,
+                default_value=result,
+                condition=ANY_ETAG,
+                expected_etag=ITEM_NOT_AVAILABLE,
+                retrieve_value=NEVER_RETRIEVE,
+            ).value_was_mutated
+        )
+
+    def _metadata(
         self,
         key: tuple[str, ...],
         result: Any,
+        size: int,
         seconds: float,
         full_args: tuple[Any, ...],
         kwargs: Mapping[str, Any],
-    ) -> bool:
-        """Insert-if-absent ``result`` and its metadata; False if a result was already there."""
+    ) -> str:
+        return build_metadata(
+            function=self.function_name,
+            key=key,
+            arguments=self.keys.describe(full_args, kwargs),
+            compute_seconds=seconds,
+            result=result,
+            result_size=size,
+        )
+
+    def _write_metadata(
+        self, key: tuple[str, ...], text: str, lease: Lease | None, overwrite: bool
+    ) -> None:
+        """Record the metadata; with a lease, the same write releases it."""
         store = self.store
-        size = pickled_size(result)  # an unpicklable result fails here, before any write
-        outcome = store.results.setdefault_if(
-            key,
-            default_value=result,
+        if lease is not None:
+            lease.finish(text)  # a lease taken over is the new holder's to finish
+            return
+        meta_key = store.meta_key(key)
+        if overwrite:
+            store.meta[meta_key] = text
+            return
+        outcome = store.meta.setdefault_if(
+            meta_key,
+            default_value=text,
             condition=ANY_ETAG,
             expected_etag=ITEM_NOT_AVAILABLE,
             retrieve_value=NEVER_RETRIEVE,
         )
-        if not outcome.value_was_mutated:
-            if self.check_determinism > 0:
-                self._verify(key, None, result)  # the race loser checks the winner's result
-            return False
-        self._remember(key, result, size)
-        arguments = self.keys.describe(full_args, kwargs)
-
-        def write_metadata() -> None:  # deferred: nobody waits for it
-            try:
-                text = build_metadata(
-                    function=self.function_name,
-                    key=key,
-                    arguments=arguments,
-                    compute_seconds=seconds,
-                    result=result,
-                    result_size=size,
-                )
-                store.meta.setdefault_if(
-                    store.meta_key(key),
-                    default_value=text,
-                    condition=ANY_ETAG,
-                    expected_etag=ITEM_NOT_AVAILABLE,
-                    retrieve_value=NEVER_RETRIEVE,
-                )
-            except Exception:  # the result stands; only its description is missing
-                self.store_errors += 1
-                raise
-
-        background.submit(write_metadata)
-        return True
+        if outcome.value_was_mutated or store.meta.append_only:
+            return
+        got = store.meta.get_with_etag(meta_key)  # another caller's lease: moot now
+        if got.resulting_etag is not ITEM_NOT_AVAILABLE and LeaseRecord.from_text(
+            got.new_value
+        ) is not None:
+            store.meta.set_item_if(
+                meta_key,
+                value=text,
+                condition=ETAG_IS_THE_SAME,
+                expected_etag=got.resulting_etag,
+                retrieve_value=NEVER_RETRIEVE,
+            )
 
     def _verify(self, key: tuple[str, ...], stored: Any, fresh: Any) -> Any:
         """Compare a recomputed result with the stored one (WriteOnceDict's consistency check)."""
@@ -435,7 +545,7 @@ class Memoizer:
         if value is not _MISSING:
             return value
         value = self.store.results[key]
-        self._remember(key, value)
+        self._tier.remember(key, value)
         return value
 
     def is_cached(self, key: tuple[str, ...]) -> bool:
@@ -452,12 +562,19 @@ class Memoizer:
         """Store a precomputed result; False (and nothing changed) if one was already stored."""
         if self.is_cached(key):
             return False
-        return self._insert(key, result, 0.0, full_args, kwargs)
+        size = pickled_size(result)
+        if not self._store_result(key, result, replace=False):
+            return False
+        self._tier.remember(key, result, size)
+        self._write_metadata(
+            key, self._metadata(key, result, size, 0.0, full_args, kwargs), None, overwrite=False
+        )
+        return True
 
     def forget(self, key: tuple[str, ...]) -> bool:
         """Drop one call's result and metadata; True if a result was stored."""
         background.flush()
-        self._forget_in_memory(key)
+        self._tier.forget(key)
         store = self.store
         removed = store.admin.discard(key)
         store.meta.discard(store.meta_key(key))
@@ -466,14 +583,14 @@ class Memoizer:
     def clear(self, all_versions: bool) -> int:
         """Drop every result of this function's current code version (or of all versions)."""
         background.flush()
-        self._forget_in_memory()
+        self._tier.clear()
         prefix = self.keys.prefix if not all_versions else self.keys.prefix[:3]
         return layout_of(self.store).clear(prefix)  # one listing, bulk deletes
 
     def drop_remembered(self, keys: Iterable[tuple[str, ...]]) -> None:
         """Drop these keys from this process's memory (their results left the store)."""
         for key in keys:
-            self._forget_in_memory(key)
+            self._tier.forget(key)
 
     def metadata(self, key: tuple[str, ...]) -> dict[str, Any]:
         """The metadata record of the result under ``key`` (KeyError if there is none)."""

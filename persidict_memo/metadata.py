@@ -64,6 +64,16 @@ def _package_versions() -> dict[str, str]:
     return versions
 
 
+@lru_cache(maxsize=1)
+def _interpreter() -> dict[str, str]:
+    # platform.platform() reads the interpreter's binary to find the libc: once per process.
+    return {
+        "python": platform.python_version(),
+        "python_implementation": platform.python_implementation(),
+        "platform": platform.platform(terse=True),
+    }
+
+
 def build_metadata(
     *,
     function: str,
@@ -83,9 +93,7 @@ def build_metadata(
         "compute_seconds": compute_seconds,
         "host": HOST,
         "pid": os.getpid(),
-        "python": platform.python_version(),
-        "python_implementation": platform.python_implementation(),
-        "platform": platform.platform(terse=True),
+        **_interpreter(),
         "packages": _package_versions(),
         "result_type": type_name(type(result)),
         "result_size": result_size,
@@ -95,8 +103,15 @@ def build_metadata(
 
 
 def parse_metadata(text: str) -> dict[str, Any]:
-    """The metadata dict from its stored JSON text."""
+    """The metadata dict from its stored JSON text.
+
+    Raises:
+        KeyError: the record is still a lease (the result is being computed).
+        ValueError: the text is not a metadata record.
+    """
     record = json.loads(text)
     if not isinstance(record, dict):
         raise ValueError("a metadata record must be a JSON object")
+    if "lease" in record:
+        raise KeyError("no metadata yet: the result is being computed (the record is a lease)")
     return record

@@ -16,19 +16,22 @@ at decoration time. A store that cannot be opened at all (boto3 missing, no cred
 bucket that cannot be reached, a directory that cannot be created) is a
 :class:`StoreUnavailableError` at the first call, saying what to fix.
 
-Each result has two siblings under the same key, in formats of their own on the same storage
-(an :class:`~persidict.OverlappingMultiDict`, so on disk ``<digest>.pkl`` sits next to
-``<digest>.meta`` and, while it is being computed, ``<digest>.lease``):
+Each result has a sibling under the same key, in a format of its own on the same storage (an
+:class:`~persidict.OverlappingMultiDict`, so on disk ``<digest>.pkl`` sits next to
+``<digest>.meta``):
 
 * the result, in the store's own format (pickle by default), published with an atomic
   insert-if-absent into an append-only view: the first result stands;
-* ``meta``: a JSON text record (created, compute seconds, host, versions, size, arguments);
-* ``lease``: a JSON text lease record (see :mod:`persidict_memo.leases`).
+* ``meta``: a JSON text record: while the result is being computed, the lease of the process
+  computing it; once it is published, its metadata (created, compute seconds, host, versions,
+  size, arguments). See :mod:`persidict_memo.leases`.
 
 A store that cannot be cloned into such siblings (a wrapper such as ``AppendOnlyDictCached``)
-keeps all three itself, metadata and leases under keys whose last component ends in
-``~meta`` / ``~lease``; on an append-only store of that kind leases are not used, since a lease
-must be deletable.
+keeps both itself, the records under keys whose last component ends in ``~meta``; on an
+append-only store of that kind leases are not used, since a lease record must be replaceable.
+
+Memo files are not fsync'ed unless ``durable=True``: an entry lost or damaged by a power cut is
+a miss (a damaged one is reported, recomputed and replaced), never a wrong result.
 """
 
 from __future__ import annotations
@@ -168,21 +171,29 @@ class ResultStore:
     """The results, metadata and leases of cached functions, over one user store.
 
     Attributes:
+        remote: the store is S3 (metadata is written off the critical path).
         results: append-only view of the results (publishing and reading).
-        admin: mutable view of the same results (``forget``, ``cache_clear``).
-        meta: metadata records (JSON text).
-        leases: lease records (JSON text), or None when leases cannot be used.
+        admin: mutable view of the same results (``forget``, ``cache_clear``, replacing a
+            damaged entry).
+        meta: metadata and lease records (JSON text).
+        leases: ``meta`` when leases can be used (it is mutable), else None.
     """
 
     def __init__(self, base: PersiDict[Any], *, durable: bool = False) -> None:
         self.base = base
+        # On S3 a request costs milliseconds: a miss's metadata write (which also releases its
+        # lease) is then done by the housekeeping thread, off the caller's critical path. A
+        # lease whose result is published counts as released, so a process that exits before
+        # that write loses only the metadata. On local stores everything is written before the
+        # call returns.
+        self.remote = hasattr(base, "bucket_name")
         self._suffixed = False
         try:
             self._use_siblings(base)
         except (TypeError, ValueError, AttributeError, NotImplementedError):
             self._use_one_store(base)
         if not self._suffixed:
-            for store in (self.results, self.admin, self.meta, self.leases):
+            for store in (self.results, self.admin, self.meta):
                 _set_durability(store, durable)
 
 
@@ -195,7 +206,6 @@ class ResultStore:
         formats: dict[str, dict[str, Any]] = {
             fmt: {"append_only": True, "base_class_for_values": base.base_class_for_values},
             "meta": {"base_class_for_values": str},
-            "lease": {"base_class_for_values": str},
         }
         family = persidict.OverlappingMultiDict(
             dict_type=type(base), shared_subdicts_params=shared, **formats
@@ -203,7 +213,7 @@ class ResultStore:
         self.results: PersiDict[Any] = getattr(family, fmt)
         self.admin: PersiDict[Any] = self.results.clone(append_only=False)
         self.meta: PersiDict[Any] = family.meta
-        self.leases: PersiDict[Any] | None = family.lease
+        self.leases: PersiDict[Any] | None = self.meta
 
     def _use_one_store(self, base: PersiDict[Any]) -> None:
         self._suffixed = True
@@ -217,18 +227,16 @@ class ResultStore:
         return (*key[:-1], key[-1] + "~meta") if self._suffixed else key
 
     def lease_key(self, key: tuple[str, ...]) -> tuple[str, ...]:
-        """Where the lease of the computation of ``key`` is kept."""
-        return (*key[:-1], key[-1] + "~lease") if self._suffixed else key
+        """Where the lease of the computation of ``key`` is kept: its metadata record."""
+        return self.meta_key(key)
 
     def clear_prefix(self, prefix: tuple[str, ...]) -> int:
-        """Delete every result, metadata record and lease under ``prefix``; count the results."""
+        """Delete every result and metadata (or lease) record under ``prefix``; count results."""
         removed = 0
-        stores = [self.admin] if self._suffixed else [self.admin, self.meta, self.leases]
+        stores = [self.admin] if self._suffixed else [self.admin, self.meta]
         for index, store in enumerate(stores):
-            if store is None:
-                continue
             for key in _keys_under(store, prefix):
-                sibling = self._suffixed and key[-1].endswith(("~meta", "~lease"))
+                sibling = self._suffixed and key[-1].endswith("~meta")
                 if store.discard(key) and index == 0 and not sibling:
                     removed += 1
         return removed

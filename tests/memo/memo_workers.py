@@ -21,6 +21,14 @@ def _mark(runs: str, label: str) -> None:
     (Path(runs) / f"{label}-{os.getpid()}-{uuid.uuid4().hex[:8]}").touch()
 
 
+def lease_records(store: str | os.PathLike[str]) -> list[Path]:
+    """The metadata records under ``store`` that still hold a lease (a computation running)."""
+    from persidict_memo.leases import LeaseRecord
+
+    return [p for p in Path(store).rglob("*.meta")
+            if LeaseRecord.from_text(p.read_text()) is not None]
+
+
 def count_runs(runs: str, label: str = "") -> int:
     """How many body runs left a mark (optionally only those with ``label``)."""
     path = Path(runs)

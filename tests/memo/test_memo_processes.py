@@ -99,7 +99,7 @@ def test_stampede_of_four_processes_runs_the_body_once(tmp_path: Path) -> None:
     assert memo_workers.count_runs(runs, "slow") == 1
     assert sum(o["info"]["misses"] for o in outputs) == 1
     assert sum(o["info"]["waits"] + o["info"]["hits"] for o in outputs) == 3
-    assert list(Path(store).rglob("*.lease")) == []
+    assert memo_workers.lease_records(store) == []
 
 
 _HANG = """
@@ -121,7 +121,7 @@ def test_killed_lease_holder_is_taken_over(tmp_path: Path) -> None:
     while memo_workers.count_runs(runs, "hang") == 0:
         assert time.monotonic() < deadline, "the holder never started"
         time.sleep(0.05)
-    assert list(Path(store).rglob("*.lease"))
+    assert memo_workers.lease_records(store)
     holder.kill()
     holder.wait()
     (control / "hang").unlink()
@@ -131,7 +131,7 @@ def test_killed_lease_holder_is_taken_over(tmp_path: Path) -> None:
     assert taker["info"]["misses"] == 1
     assert time.monotonic() - start < 20
     assert memo_workers.count_runs(runs, "hang") == 2
-    assert list(Path(store).rglob("*.lease")) == []
+    assert memo_workers.lease_records(store) == []
 
 
 def test_spawn_pool_workers_share_the_store(

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from persidict import FileDirDict, S3Dict
-from persidict_memo import CacheStoreWarning, StoreUnavailableError, background, persistent_cache
+from persidict_memo import CacheStoreWarning, StoreUnavailableError, persistent_cache
 
 
 def body(x: int) -> int:
@@ -121,7 +121,6 @@ def test_missing_credentials_say_so(moto_server: str, tmp_path: Path) -> None:
 def test_a_store_that_worked_and_then_fails_follows_on_store_error(tmp_path: Path) -> None:
     cached = persistent_cache(store=str(tmp_path / "c"))(body)
     assert cached(1) == 2  # the store works
-    background.flush()
     results = tmp_path / "c"
     shutil.rmtree(results)  # the disk goes away: a file where the store was
     results.write_text("the disk went away")

@@ -1,0 +1,310 @@
+"""The semantics the fast miss path relies on.
+
+* A damaged result reads as a miss (with a warning), is recomputed and replaced atomically, and
+  is never returned.
+* Quick calls skip the lease (after a streak of quick ones): under contention such a call may
+  run twice but is published once, the first result standing for every caller.
+* Slow calls under contention are computed once.
+* The lease record becomes the metadata: one record per entry, written before the call returns.
+* S3: a miss sends at most 2 requests besides the result's PUT, a warm hit none, a cold hit one
+  GET.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from persidict import FileDirDict, LocalDict
+from persidict_memo import CacheStoreWarning, persistent_cache
+from persidict_memo.leases import LeaseRecord
+from persidict_memo.memoizer import QUICK_STREAK
+
+
+def token_maker(store: Any, runs: list[str], delay: float = 0.0) -> Any:
+    """One "process": its own decoration of a function whose every run returns a new token."""
+
+    @persistent_cache(store=store)
+    def token(x: int) -> str:
+        value = uuid.uuid4().hex
+        runs.append(value)
+        time.sleep(delay)
+        return value
+
+    return token
+
+
+_fresh = itertools.count(-1, -1)
+
+
+def make_quick(fn: Any) -> None:
+    for _ in range(QUICK_STREAK):
+        fn(next(_fresh))  # quick misses: the process now skips leases for this function
+    assert fn._self_memo._quick_streak >= QUICK_STREAK
+
+
+# ------------------------------------------------------------------------- damaged entries
+
+
+def test_a_damaged_entry_is_a_miss_recomputed_and_replaced(tmp_path: Path) -> None:
+    runs: list[str] = []
+    token = token_maker(str(tmp_path), runs)
+    first = token(1)
+    (path,) = [p for p in tmp_path.rglob("*.pkl") if token.cache_key(1)[-1] in p.name]
+    path.write_bytes(path.read_bytes()[:7])  # torn by a power cut
+    fresh = token_maker(str(tmp_path), runs)  # a new process: nothing in memory
+    with pytest.warns(CacheStoreWarning, match="damaged"):
+        second = fresh(1)
+    assert second != first  # recomputed, the damaged bytes never returned
+    assert runs == [first, second]
+    assert token_maker(str(tmp_path), runs)(1) == second  # replaced: a hit for the next one
+    assert len(runs) == 2
+    assert fresh.metadata(1)["result_size"] > 0
+    assert not list(tmp_path.rglob(".__tmp__*"))
+
+
+def test_a_damaged_entry_is_replaced_even_when_leases_are_off(tmp_path: Path) -> None:
+    @persistent_cache(store=str(tmp_path), lease=False)
+    def double(x: int) -> int:
+        return 2 * x
+
+    assert double(4) == 8
+    (path,) = tmp_path.rglob("*.pkl")
+    path.write_bytes(b"\x00garbage")
+
+    @persistent_cache(store=str(tmp_path), lease=False)
+    def double2(x: int) -> int:  # another process's view (own memory)
+        return 2 * x
+
+    double2._self_memo.keys.prefix = double._self_memo.keys.prefix
+    with pytest.warns(CacheStoreWarning):
+        assert double2(4) == 8
+    assert FileDirDict(base_dir=tmp_path)[double.cache_key(4)] == 8
+
+
+# ------------------------------------------------------------------------------ contention
+
+
+def race(fns: list[Any], arg: int) -> list[Any]:
+    barrier = threading.Barrier(len(fns))
+    results: list[Any] = [None] * len(fns)
+
+    def run(i: int) -> None:
+        barrier.wait()
+        results[i] = fns[i](arg)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(fns))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return results
+
+
+@pytest.mark.parametrize("kind", ["file", "memory"])
+def test_a_quick_call_under_contention_is_published_once(tmp_path: Path, kind: str) -> None:
+    store: Any = str(tmp_path) if kind == "file" else LocalDict()
+    runs: list[str] = []
+    fns = [token_maker(store, runs, delay=0.01) for _ in range(4)]
+    for fn in fns:
+        make_quick(fn)
+    runs.clear()
+    results = race(fns, 7)
+    assert len(set(results)) == 1  # every caller got the one result that stands
+    assert results[0] in runs  # ... which one of them computed
+    assert 1 <= len(runs) <= 4
+    assert fns[0].lookup(7) == results[0]
+    assert fns[0].metadata(7)["arguments"] == "x=7"
+
+
+def test_a_slow_call_under_contention_is_computed_once(tmp_path: Path) -> None:
+    runs: list[str] = []
+    fns = [token_maker(str(tmp_path), runs, delay=0.5) for _ in range(4)]
+    results = race(fns, 3)
+    assert len(runs) == 1
+    assert results == [runs[0]] * 4
+    assert sum(fn.cache_info().waits for fn in fns) == 3
+
+
+def test_a_slow_call_turns_leases_back_on(tmp_path: Path) -> None:
+    @persistent_cache(store=str(tmp_path))
+    def sometimes_slow(x: int) -> int:
+        time.sleep(0.2 if x == 50 else 0.0)
+        return x
+
+    make_quick(sometimes_slow)
+    memo = sometimes_slow._self_memo
+    sometimes_slow(50)  # computed without a lease, but slow: the streak is broken
+    assert memo._quick_streak == 0
+    sometimes_slow(51)  # leased again until the streak is rebuilt
+    assert memo._quick_streak == 1
+
+
+def test_a_quick_process_waits_for_a_lease_held_elsewhere(tmp_path: Path) -> None:
+    runs: list[str] = []
+    holder = token_maker(str(tmp_path), runs, delay=0.6)
+    quick = token_maker(str(tmp_path), runs, delay=0.0)
+    make_quick(quick)
+    runs.clear()
+    first: list[str] = []
+    thread = threading.Thread(target=lambda: first.append(holder(9)))
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not runs:  # the holder has its lease and is computing
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert quick(9) == runs[0]  # it saw the lease and waited instead of computing
+    thread.join()
+    assert len(runs) == 1
+    assert quick.cache_info().waits == 1
+
+
+# ------------------------------------------------------------------------ records on disk
+
+
+def test_one_record_per_entry_and_no_lease_left(tmp_path: Path) -> None:
+    runs: list[str] = []
+    token = token_maker(str(tmp_path), runs)
+    for i in range(QUICK_STREAK + 3):  # leased calls first, then quick ones
+        token(i)
+    metas = list(tmp_path.rglob("*.meta"))
+    assert len(metas) == len(list(tmp_path.rglob("*.pkl"))) == QUICK_STREAK + 3
+    assert not [m for m in metas if LeaseRecord.from_text(m.read_text()) is not None]
+    assert not list(tmp_path.rglob("*.lease"))
+
+
+def test_durable_option_fsyncs_result_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    plain = persistent_cache(store=str(tmp_path / "plain"))(lambda x: x)
+    plain(1)
+    assert synced == []  # default: no disk flush on the miss path
+    durable = persistent_cache(store=str(tmp_path / "durable"), durable=True)(lambda x: x)
+    durable(1)
+    assert len(synced) >= 1
+
+
+# --------------------------------------------------------------------------------- async
+
+
+@pytest.mark.parametrize("n", [16, 200])
+def test_asyncio_gather_computes_once(tmp_path: Path, n: int) -> None:
+    runs: list[int] = []
+
+    @persistent_cache(store=str(tmp_path))
+    async def fetch(x: int) -> int:
+        runs.append(x)
+        await asyncio.sleep(0.2)
+        return x * 2
+
+    async def main() -> list[int]:
+        return await asyncio.gather(*(fetch(5) for _ in range(n)))
+
+    before = threading.active_count()
+    started = time.monotonic()
+    assert asyncio.run(main()) == [10] * n
+    assert runs == [5]
+    assert fetch.cache_info().waits == n - 1
+    assert time.monotonic() - started < 30
+    assert threading.active_count() - before < 20
+
+
+def test_async_waiters_across_loops_wait_for_the_store_lease(tmp_path: Path) -> None:
+    runs: list[int] = []
+
+    def make() -> Any:
+        @persistent_cache(store=str(tmp_path))
+        async def fetch(x: int) -> int:
+            runs.append(x)
+            await asyncio.sleep(0.4)
+            return x + 1
+
+        return fetch
+
+    fns = [make() for _ in range(3)]  # three "processes", each with its own loop
+    results: list[int] = []
+
+    def run(fn: Any) -> None:
+        async def many() -> list[int]:
+            return await asyncio.gather(*(fn(1) for _ in range(10)))
+        results.extend(asyncio.run(many()))
+
+    threads = [threading.Thread(target=run, args=(fn,)) for fn in fns]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert results == [2] * 30
+    assert runs == [1]
+
+
+# -------------------------------------------------------------------------- S3 requests
+
+
+class Calls:
+    """S3 API calls a client makes from this thread, by operation name (botocore's
+    ``before-call`` event): the caller's critical path, not the housekeeping thread's."""
+
+    def __init__(self, client: Any) -> None:
+        self.names: list[str] = []
+        self.client = client
+        self.thread = threading.get_ident()
+        client.meta.events.register("before-call.s3.*", self._on_call)
+
+    def _on_call(self, model: Any, **_: Any) -> None:
+        if threading.get_ident() == self.thread:
+            self.names.append(model.name)
+
+    def close(self) -> None:
+        self.client.meta.events.unregister("before-call.s3.*", self._on_call)
+
+
+@pytest.fixture
+def s3_calls(s3_http: Any) -> Iterator[Calls]:
+    calls = Calls(s3_http.client)
+    yield calls
+    calls.close()
+
+
+def beyond_result_put(names: list[str]) -> list[str]:
+    rest = list(names)
+    rest.remove("PutObject")  # the result's own PUT
+    return rest
+
+
+@pytest.mark.s3
+@pytest.mark.parametrize("kind", ["basic", "cached"])
+def test_s3_request_counts(s3_http: Any, s3_calls: Calls, tmp_path: Path, kind: str) -> None:
+    def store(name: str) -> Any:
+        if kind == "basic":
+            return s3_http.basic_store(root_prefix="req")
+        return s3_http.cached_store(root_prefix="req", base_dir=str(tmp_path / name))
+
+    runs: list[str] = []
+    token = token_maker(store("a"), runs)
+    token(-100)  # opens the store (bucket check, the client's one-time capability probe)
+    for i in range(QUICK_STREAK + 2):
+        s3_calls.names.clear()
+        token(i)
+        extra = beyond_result_put(s3_calls.names)
+        assert len(extra) <= 2, (i, s3_calls.names)  # leased calls first, then quick ones
+    s3_calls.names.clear()
+    token(0)
+    assert s3_calls.names == []  # a warm hit: memory
+    cold = token_maker(store("b"), runs)  # a fresh process with its own local cache
+    cold.cache_store  # noqa: B018  (opened: the bucket check is not the call's)
+    s3_calls.names.clear()
+    assert cold(1) == token(1)
+    assert s3_calls.names == ["GetObject"]  # a cold hit: exactly one GET
