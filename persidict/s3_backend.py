@@ -118,6 +118,7 @@ class S3Backend(Backend):
     name: ClassVar[str] = "s3"
     atomic_conditional_writes: ClassVar[bool] = True
     atomic_insert: ClassVar[bool] = True
+    insert_before_stat: ClassVar[bool] = True  # a PUT with If-None-Match, no HEAD first
 
     def __init__(
         self,

@@ -56,11 +56,15 @@ class Backend(ABC):
     * ``atomic_conditional_writes``: ``write``/``delete`` with an ETag ``if_match`` are a single
       atomic decision (S3, memory). When False they are check-then-act.
     * ``atomic_insert``: ``write(if_match=ITEM_NOT_AVAILABLE)`` has exactly one winner.
+    * ``insert_before_stat``: an insert-if-absent tries the conditional write first, without a
+      ``stat`` (a remote store, where each call is a request, and a refused write leaves
+      nothing behind). False where a ``stat`` is cheap.
     """
 
     name: ClassVar[str] = "backend"
     atomic_conditional_writes: ClassVar[bool] = False
     atomic_insert: ClassVar[bool] = False
+    insert_before_stat: ClassVar[bool] = False
 
     @abstractmethod
     def stat(self, key: Key) -> Stat | None:

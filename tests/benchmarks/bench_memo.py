@@ -12,17 +12,22 @@ uses its default store kind, a FileDirDict at that path):
   cannot hash an array: n/a). diskcache pickles the whole argument into its SQLite key, so it
   runs in a child process that is stopped after a time bound; hits that ended in time are
   reported, else "too slow".
-* **miss overhead, trivial body**: fresh arguments at every call; "returned" is what the caller
-  waits for, "settled" adds persistent_cache's deferred housekeeping (metadata record, lease
-  deletion) flushed at the end of each batch. persistent_cache is also run with ``lease=False``.
+* **miss overhead, trivial body**, on stores already holding 0, 200 and 10,000 entries (filled
+  untimed): fresh arguments at every call, leases on; persistent_cache is also run with
+  ``lease=False``. The floor is one atomic small-file write (pickle, temp file, link), measured
+  in the same run.
+* **S3 requests**: the requests a miss, a warm hit and a cold hit send from the caller's thread
+  (botocore's ``before-call`` hook) to a moto server over HTTP.
 * **cold stampede**: 4 ``spawn`` processes sharing one store are released together by a barrier
   and call one uncached 1-second function; the body leaves a marker file per run, counted after.
 
 Implementations are interleaved inside every repeat (order reversed every other repeat), so CPU
 drift hits them alike; ratios are medians of the per-repeat ratios of back-to-back runs.
 
-Targets (issue 5): warm hit of f(3, 4) no slower than diskcache's and at least 5x faster than
-joblib's; the 100 MB array hit at most a quarter of joblib's time; stampede body runs = 1.
+Targets (issues 5 and 10): warm hit of f(3, 4) no slower than diskcache's and at least 5x faster
+than joblib's; the 100 MB array hit at most a quarter of joblib's time; stampede body runs = 1;
+miss overhead no more than joblib's on each store size (stretch: 2x diskcache's); on S3 a miss
+sends at most 2 requests besides the result's PUT, a warm hit none, a cold hit one GET.
 
 ``--profile warm|array|miss`` prints a cProfile of persistent_cache on that case instead.
 
@@ -317,34 +322,141 @@ def bench_array(root: Path, repeats: int, mb: int, dc_hits: int,
     return rows, targets
 
 
-def bench_miss(root: Path, repeats: int, budget: float) -> tuple[list[Row], list[Target]]:
+MISS_SIZES = (0, 200, 10_000)
+
+
+def raw_write_floor(root: Path, n: int) -> float:
+    """Microseconds per atomic small-file write (pickle, temp file, link, unlink; no fsync):
+    what any file-backed cache pays at least once per miss."""
+    import pickle
+
+    directory = tempfile.mkdtemp(prefix="floor_", dir=root)
+    start = time.perf_counter()
+    for i in range(n):
+        data = pickle.dumps(i, protocol=5)
+        tmp = os.path.join(directory, f".tmp{i}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        os.write(fd, data)
+        os.close(fd)
+        os.link(tmp, os.path.join(directory, f"{i}.pkl"))
+        os.unlink(tmp)
+    return (time.perf_counter() - start) / n * 1e6
+
+
+def bench_miss(root: Path, repeats: int, budget: float,
+               sizes: tuple[int, ...] = MISS_SIZES) -> tuple[list[Row], list[Target]]:
+    """Miss overhead (a body that returns at once) on stores already holding ``sizes`` entries.
+
+    Every implementation gets its own store, filled untimed with that many results of the same
+    function; then fresh arguments at every call. persistent_cache runs with leases on (its
+    default): after a streak of quick calls it skips the lease (see docs/memo.md).
+    """
     from persidict_memo import background
 
-    impls = [PC, PC_NOLEASE, DISKCACHE, JOBLIB, LRU]
-    counter = itertools.count(1_000_000)  # fresh arguments for every call, shared by all
-    cases: dict[str, Case] = {}
-    for impl in impls:
-        fn, _ = decorate(impl, root, trivial)
-
-        def one(fn: Any = fn) -> None:
-            i = next(counter)
-            assert fn(i) == i
-        n = calibrate(one, budget, 5, 100_000)
-        background.flush()
-
-        def run(fn: Any = fn, n: int = n) -> None:
-            for i in itertools.islice(counter, n):
+    impls = [PC, PC_NOLEASE, DISKCACHE, JOBLIB]
+    rows: list[Row] = []
+    targets: list[Target] = []
+    for size in sizes:
+        counter = itertools.count(1_000_000 * (size + 1))  # fresh arguments for every call
+        cases: dict[str, Case] = {}
+        for impl in impls:
+            fn, _ = decorate(impl, root, trivial)
+            for i in range(-size, 0):  # untimed: a store of `size` entries
                 fn(i)
-        cases[impl] = Case(run, n, settle=background.flush)
-    t = interleaved(cases, repeats)
 
-    name = "miss, trivial body"
-    rows = []
-    for impl in impls:
-        settled = statistics.median(t.settled[impl])
-        note = f"settled {fmt_us(settled)}" if impl.startswith(PC) else ""
-        rows.append(Row(name, impl, fmt_us(t[impl]), f"{t.ratio(impl, PC):.2f}x", note))
-    return rows, []
+            def one(fn: Any = fn, counter: Any = counter) -> None:
+                i = next(counter)
+                assert fn(i) == i
+            n = calibrate(one, budget, 5, 20_000)
+            background.flush()
+
+            def run(fn: Any = fn, n: int = n, counter: Any = counter) -> None:
+                for i in itertools.islice(counter, n):
+                    fn(i)
+            cases[impl] = Case(run, n, settle=background.flush)
+        t = interleaved(cases, repeats)
+        floor = raw_write_floor(root, 300)
+        name = f"miss overhead, trivial body, store of {size:,} entries"
+        for impl in impls:
+            rows.append(Row(name, impl, fmt_us(t[impl]), f"{t.ratio(impl, PC):.2f}x"))
+        rows.append(Row(name, "floor: one atomic file write", fmt_us(floor), "",
+                        "pickle + temp file + link, no fsync (same run)"))
+        vs_jl = t.ratio(PC, JOBLIB)
+        vs_dc = t.ratio(PC, DISKCACHE)
+        targets.append(Target(f"miss, {size:,} entries: persistent_cache / joblib <= 1",
+                              f"{vs_jl:.2f}x ({fmt_us(t[PC])} vs {fmt_us(t[JOBLIB])})",
+                              vs_jl <= 1))
+        targets.append(Target(f"miss, {size:,} entries (stretch): persistent_cache / diskcache "
+                              "<= 2", f"{vs_dc:.2f}x ({fmt_us(t[PC])} vs {fmt_us(t[DISKCACHE])})",
+                              vs_dc <= 2))
+    return rows, targets
+
+
+def bench_s3_requests(root: Path) -> tuple[list[Row], list[Target]]:
+    """S3 requests on the caller's critical path, counted with botocore's before-call hook."""
+    import threading
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        os.environ.setdefault(name, value)
+    from persidict import BasicS3Dict
+    from persidict_memo import background, persistent_cache
+    from persidict_memo.memoizer import QUICK_STREAK
+    from tests.s3_support import make_client, new_bucket_name, start_moto_server
+
+    server, endpoint = start_moto_server()
+    try:
+        client = make_client(endpoint)
+        bucket = new_bucket_name()
+        client.create_bucket(Bucket=bucket)
+        calls: list[str] = []
+        me = threading.get_ident()
+
+        def on_call(model: Any, **_: Any) -> None:
+            if threading.get_ident() == me:  # the caller's thread: its critical path
+                calls.append(model.name)
+        client.meta.events.register("before-call.s3.*", on_call)
+
+        def fresh() -> Any:
+            store = BasicS3Dict(bucket_name=bucket, root_prefix="bench", client=client)
+            fn = persistent_cache(store=store)(trivial)
+            fn(-1)  # opened (bucket check, the client's one-time probe): not a call's requests
+            return fn
+
+        def requests(call: Callable[[], Any]) -> list[str]:
+            background.flush()
+            calls.clear()
+            call()
+            return list(calls)
+
+        fn = fresh()
+        leased = requests(lambda: fn(1))
+        for i in range(2, 2 + QUICK_STREAK):
+            fn(i)
+        quick = requests(lambda: fn(100))
+        warm = requests(lambda: fn(100))
+        cold = fresh()
+        cold_hit = requests(lambda: cold(100))
+        background.flush()
+    finally:
+        server.stop()
+
+    def beyond_put(names: list[str]) -> int:
+        return len(names) - (1 if "PutObject" in names else 0)
+
+    name = "S3 (moto server), requests on the critical path"
+    rows = [Row(name, PC, ", ".join(leased), f"{beyond_put(leased)} beyond the PUT",
+                "first miss (leased)"),
+            Row(name, PC, ", ".join(quick), f"{beyond_put(quick)} beyond the PUT",
+                "miss after a streak of quick calls"),
+            Row(name, PC, ", ".join(warm) or "none", "", "warm hit"),
+            Row(name, PC, ", ".join(cold_hit) or "none", "", "cold hit (fresh wrapper)")]
+    worst = max(beyond_put(leased), beyond_put(quick))
+    targets = [Target("S3 miss: requests beyond the result's PUT <= 2", str(worst), worst <= 2),
+               Target("S3 warm hit: no request", str(len(warm)), not warm),
+               Target("S3 cold hit: exactly one GET", ", ".join(cold_hit) or "none",
+                      cold_hit == ["GetObject"])]
+    return rows, targets
 
 
 def stampede_round(root: Path, impl: str, arg: int) -> tuple[int, list[float], list[str]]:
@@ -640,10 +752,14 @@ def main() -> None:
                          "time, cold-process hit)")
     ap.add_argument("--profile", metavar="CASE",
                     help="cProfile persistent_cache on a case: warm, array, miss")
+    ap.add_argument("--only", metavar="SECTIONS", default="warm,array,miss,s3,stampede",
+                    help="comma-separated sections to run (default: all of "
+                         "warm,array,miss,s3,stampede)")
     from bench_json import add_json_option, progress, row, write_json
 
     add_json_option(ap)
     args = ap.parse_args()
+    only = set(args.only.split(","))
 
     if args.quick:
         warm_repeats, warm_budget, array_repeats, dc_hits, dc_bound = 9, 0.01, 3, 1, 15.0
@@ -660,22 +776,24 @@ def main() -> None:
             return
         started = time.time()
         load_before = os.getloadavg()
+        sections: list[tuple[str, str, Callable[[], tuple[list[Row], list[Target]]]]] = [
+            ("warm", f"warm hits, {warm_repeats} repeats",
+             lambda: bench_warm(root, warm_repeats, warm_budget)),
+            ("array", f"a {ARRAY_MB} MB array argument, {array_repeats} repeats",
+             lambda: bench_array(root, array_repeats, ARRAY_MB, dc_hits, dc_bound)),
+            ("miss", f"misses on 0/200/10,000-entry stores, {miss_repeats} repeats",
+             lambda: bench_miss(root, miss_repeats, miss_budget)),
+            ("s3", "S3 request counts (moto server)", lambda: bench_s3_requests(root)),
+            ("stampede", f"a 4-process stampede, {rounds} round(s)",
+             lambda: bench_stampede(root, rounds)),
+        ]
         rows, targets = [], []
-        if not args.keys_only:
-            progress(f"warm hits, {warm_repeats} repeats")
-            rows, targets = bench_warm(root, warm_repeats, warm_budget)
-            progress(f"a {ARRAY_MB} MB array argument, {array_repeats} repeats")
-            more, tg = bench_array(root, array_repeats, ARRAY_MB, dc_hits, dc_bound)
-            rows += more
-            targets += tg
-            progress(f"misses, {miss_repeats} repeats")
-            more, tg = bench_miss(root, miss_repeats, miss_budget)
-            rows += more
-            targets += tg
-            progress(f"a 4-process stampede, {rounds} round(s)")
-            more, tg = bench_stampede(root, rounds)
-            rows += more
-            targets += tg
+        for section, what, run in sections:
+            if section in only and not args.keys_only:
+                progress(what)
+                more, tg = run()
+                rows += more
+                targets += tg
         progress("key-making: config-dict and f(3, 'abc') hits, import time, cold-process hit")
         for more, tg in (bench_key_hits(root, warm_repeats, warm_budget),
                          bench_import(5 if args.quick else 11),
