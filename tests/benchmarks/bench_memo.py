@@ -1,6 +1,7 @@
 """persistent_cache against joblib.Memory, diskcache's memoize and functools.lru_cache, in one run.
 
-    python tests/benchmarks/bench_memo.py [--quick] [--dir DIR] [--profile CASE]
+    python tests/benchmarks/bench_memo.py [--quick] [--dir DIR] [--profile CASE] [--only S]
+                                          [--readme]
 
 Cases (every implementation stores in its own fresh directory under ``--dir``; persistent_cache
 uses its default store kind, a FileDirDict at that path):
@@ -758,6 +759,8 @@ def main() -> None:
     from bench_json import add_json_option, progress, row, write_json
 
     add_json_option(ap)
+    ap.add_argument("--readme", action="store_true",
+                    help="also write the tables into README.md's bench_memo block")
     args = ap.parse_args()
     only = set(args.only.split(","))
 
@@ -808,24 +811,22 @@ def main() -> None:
     import numpy as np
     import xxhash
 
-    print(f"## persidict_memo benchmark ({'quick' if args.quick else 'full'} run)\n")
-    print(f"Python {platform.python_version()} on {platform.platform()}, {os.cpu_count()} CPUs; "
-          f"joblib {joblib.__version__}, diskcache {diskcache.__version__}, numpy "
-          f"{np.__version__}, xxhash {xxhash.VERSION}; stores under {args.dir} "
-          f"({time.time() - started:.0f} s; 1-min load average {load_before[0]:.1f} at start, "
-          f"{os.getloadavg()[0]:.1f} at end). Medians of {warm_repeats} repeats (warm hit), "
-          f"{array_repeats} (array), {miss_repeats} (miss); {rounds} stampede round(s); "
-          f"'x persistent_cache' is the median of per-repeat paired ratios.\n")
-    print("| case | implementation | per call | x persistent_cache | notes |")
-    print("|---|---|---:|---:|---|")
-    for r in rows:
-        print(f"| {r.case} | {r.impl} | {r.value} | {r.vs_pc} | {r.note} |")
-    print("\n| target | measured | verdict |")
-    print("|---|---|:---:|")
-    for tg in targets:
-        print(f"| {tg.text} | {tg.measured} | {'PASS' if tg.ok else 'MISS'} |")
+    lines = [f"## persidict_memo benchmark ({'quick' if args.quick else 'full'} run)", "",
+             f"Python {platform.python_version()} on {platform.platform()}, {os.cpu_count()} "
+             f"CPUs; joblib {joblib.__version__}, diskcache {diskcache.__version__}, numpy "
+             f"{np.__version__}, xxhash {xxhash.VERSION} ({time.time() - started:.0f} s; 1-min "
+             f"load average {load_before[0]:.1f} at start, {os.getloadavg()[0]:.1f} at end). "
+             f"Medians of {warm_repeats} repeats (warm hit), {array_repeats} (array), "
+             f"{miss_repeats} (miss); {rounds} stampede round(s); 'x persistent_cache' is the "
+             "median of per-repeat paired ratios.", "",
+             "| case | implementation | per call | x persistent_cache | notes |",
+             "|---|---|---:|---:|---|"]
+    lines += [f"| {r.case} | {r.impl} | {r.value} | {r.vs_pc} | {r.note} |" for r in rows]
+    lines += ["", "| target | measured | verdict |", "|---|---|:---:|"]
+    lines += [f"| {tg.text} | {tg.measured} | {'PASS' if tg.ok else 'MISS'} |" for tg in targets]
     misses = [tg.text for tg in targets if not tg.ok]
-    print(f"\n{len(misses)} target(s) missed" + (": " + "; ".join(misses) if misses else ""))
+    lines += ["", f"{len(misses)} target(s) missed" + (": " + "; ".join(misses) if misses else "")]
+    print("\n".join(lines))
     by_case: dict[str, dict[str, float | None]] = {}
     for r in rows:  # vs_pc is theirs / ours ("3.20x"); the JSON records ours / theirs
         x = r.vs_pc.split("x")[0]
@@ -833,6 +834,26 @@ def main() -> None:
             by_case.setdefault(r.case, {})[r.impl] = 1 / float(x)
     write_json(args.json, "bench_memo", args.quick,
                [row(case, ratios) for case, ratios in by_case.items()])
+    if args.readme:
+        write_readme_section(lines)
+
+
+README_START = "<!-- bench_memo.py --readme: start -->"
+README_END = "<!-- bench_memo.py --readme: end -->"
+
+
+def write_readme_section(lines: list[str]) -> None:
+    """Replace the README's bench_memo block (between the two markers) with this run's output."""
+    readme = REPO / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    if README_START not in text or README_END not in text:
+        raise SystemExit(f"README.md has no {README_START} ... {README_END} block")
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    body = "\n".join(["", *[line.replace("## ", "#### ", 1) if line.startswith("## ") else line
+                            for line in lines], ""])
+    readme.write_text(head + README_START + body + README_END + tail, encoding="utf-8")
+    print("\n(README.md benchmark block rewritten from this run)")
 
 
 if __name__ == "__main__":

@@ -161,7 +161,7 @@ def test_notebook_function_runs_cached_in_loky_workers(tmp_path: Path) -> None:
 
 
 def make_scaler(store: Any, runs: list[int]) -> Any:
-    @persistent_cache(store=store)
+    @persistent_cache(store=store, ignore=("runs",))
     def scale(x: int) -> int:
         runs.append(x)
         return x * 3

@@ -153,17 +153,17 @@ def test_live_leases_are_never_pruned_stale_ones_go(store: Any) -> None:
     background.flush()
     rs: ResultStore = f._self_memo.store
     assert rs.leases is not None
-    live = rs.lease_key(f.cache_key(1))
+    # A call being computed right now: its metadata record is still a lease, no result yet.
+    live = rs.lease_key(f.cache_key(3))
     rs.leases[live] = LeaseRecord.fresh("someone").to_text()
     report = f.cache_prune(max_entries=0)
-    assert (report.removed, report.kept) == (1, 1)
-    assert f.is_cached(1) and live in rs.leases
-    time.sleep(1.2)  # the lease was not refreshed: stale now
+    assert (report.removed, report.kept) == (2, 0)
+    assert live in rs.leases
     orphan = (*f.cache_key(3)[:-1], "f" * 32)
     rs.meta[rs.meta_key(orphan)] = "{}"  # metadata of a result that never came
-    time.sleep(1.2)
+    time.sleep(2.4)  # neither was refreshed: stale now
     report = f.cache_prune(max_entries=0)
-    assert (report.removed, report.kept) == (1, 0)
+    assert (report.removed, report.kept) == (0, 0)
     assert live not in rs.leases
     assert rs.meta_key(orphan) not in rs.meta
 

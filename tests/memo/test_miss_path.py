@@ -33,7 +33,7 @@ from persidict_memo.memoizer import QUICK_STREAK
 def token_maker(store: Any, runs: list[str], delay: float = 0.0) -> Any:
     """One "process": its own decoration of a function whose every run returns a new token."""
 
-    @persistent_cache(store=store)
+    @persistent_cache(store=store, ignore=("runs", "delay"))  # (not inputs of the result)
     def token(x: int) -> str:
         value = uuid.uuid4().hex
         runs.append(value)
@@ -47,9 +47,13 @@ _fresh = itertools.count(-1, -1)
 
 
 def make_quick(fn: Any) -> None:
-    for _ in range(QUICK_STREAK):
-        fn(next(_fresh))  # quick misses: the process now skips leases for this function
-    assert fn._self_memo._quick_streak >= QUICK_STREAK
+    """Quick misses until the process skips leases for ``fn`` (a loaded machine may make one
+    of them slow: then the streak starts again)."""
+    for _ in range(100):
+        if fn._self_memo._quick_streak >= QUICK_STREAK:
+            return
+        fn(next(_fresh))
+    raise AssertionError("no streak of quick calls in 100 tries")
 
 
 # ------------------------------------------------------------------------- damaged entries
@@ -146,7 +150,7 @@ def test_a_slow_call_turns_leases_back_on(tmp_path: Path) -> None:
     sometimes_slow(50)  # computed without a lease, but slow: the streak is broken
     assert memo._quick_streak == 0
     sometimes_slow(51)  # leased again until the streak is rebuilt
-    assert memo._quick_streak == 1
+    assert memo._quick_streak < QUICK_STREAK
 
 
 def test_a_quick_process_waits_for_a_lease_held_elsewhere(tmp_path: Path) -> None:
@@ -203,7 +207,7 @@ def test_durable_option_fsyncs_result_files(
 def test_asyncio_gather_computes_once(tmp_path: Path, n: int) -> None:
     runs: list[int] = []
 
-    @persistent_cache(store=str(tmp_path))
+    @persistent_cache(store=str(tmp_path), ignore=("runs",))
     async def fetch(x: int) -> int:
         runs.append(x)
         await asyncio.sleep(0.2)
@@ -225,7 +229,7 @@ def test_async_waiters_across_loops_wait_for_the_store_lease(tmp_path: Path) -> 
     runs: list[int] = []
 
     def make() -> Any:
-        @persistent_cache(store=str(tmp_path))
+        @persistent_cache(store=str(tmp_path), ignore=("runs",))
         async def fetch(x: int) -> int:
             runs.append(x)
             await asyncio.sleep(0.4)
