@@ -32,7 +32,10 @@ import time
 import warnings
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextvars import ContextVar
-from typing import Any, Final, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
+
+if TYPE_CHECKING:
+    import asyncio
 
 from persidict import (
     ANY_ETAG,
@@ -262,6 +265,8 @@ class Memoizer:
         key: tuple[str, ...],
         remembered: Any,
     ) -> Any:
+        import asyncio  # (already imported by call_async; a local name here)
+
         begun = await asyncio.to_thread(self._look, key, remembered)
         if begun is None:
             leases = self._leases
