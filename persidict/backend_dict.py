@@ -304,10 +304,14 @@ class BackendDict(PersiDict[ValueType]):
         # one request (S3: a PUT with If-None-Match) instead of a HEAD and a PUT.
         if self._backend.insert_before_stat and check_condition(
                 condition, expected_etag, ITEM_NOT_AVAILABLE):
-            payload = self._encode(default_value)
-            st = self._backend.write(k.strings, payload, if_match=ITEM_NOT_AVAILABLE)
-            if st is not None:
-                return written_result(ITEM_NOT_AVAILABLE, ETagValue(st.etag), default_value)
+            try:
+                payload = self._encode(default_value)
+            except Exception:  # checked again (and raised) below only if the key is absent
+                payload = _UNENCODED
+            else:
+                st = self._backend.write(k.strings, payload, if_match=ITEM_NOT_AVAILABLE)
+                if st is not None:
+                    return written_result(ITEM_NOT_AVAILABLE, ETagValue(st.etag), default_value)
         for _ in range(_CAS_ATTEMPTS):
             actual = self._actual(k.strings)
             satisfied = check_condition(condition, expected_etag, actual)
