@@ -137,7 +137,7 @@ def _most_specific(tp: type, table: Mapping[type, HasherFunc]) -> type | None:
     for base in tp.__mro__:
         if base in table:
             return base
-    for cls in table:  # virtual subclasses of registered ABCs
+    for cls in list(table):  # virtual subclasses of registered ABCs (a copy: see register)
         if issubclass(tp, cls):
             return cls
     return None
