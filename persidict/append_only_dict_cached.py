@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .cache_faults import CACHE_READ_ERRORS, report_cache_failure
 from .errors import MutationPolicyError
 from .keys import NonEmptyPersiDictKey, PersiDictKey, SafeStrTuple, normalize_key
 from .markers import (
@@ -67,18 +68,44 @@ class AppendOnlyDictCached(CachedWrapperDict[ValueType]):
 
     # ---------------------------------------------------------------------------- the cache
     def _fill(self, key: SafeStrTuple, value: Any) -> None:
-        """Put a value known to be in the main store into the cache (first filler wins)."""
+        """Put a value known to be in the main store into the cache (first filler wins).
+
+        A cache that cannot take it (a full or read-only disk) is reported, never raised: the
+        main store already holds the value.
+        """
         try:
             self._data_cache[key] = value
         except MutationPolicyError:  # another reader filled it first: same value
             pass
+        except Exception as exc:
+            report_cache_failure(self._data_cache, "cache", key, exc)
+
+    def _cached(self, key: SafeStrTuple) -> Any:
+        """The cached value; KeyError on a miss, and on an entry that cannot be read (which is
+        then removed, so that the next fill can replace it)."""
+        try:
+            return self._cache_lookup(key)
+        except CACHE_READ_ERRORS as exc:
+            self._invalidate(key, exc)
+            raise KeyError(key) from exc
+
+    def _invalidate(self, key: SafeStrTuple, exc: BaseException) -> None:
+        report_cache_failure(self._data_cache, "read", key, exc)
+        try:  # the cache is append-only by policy; removing a damaged entry bypasses it
+            self._data_cache._remove_item(key)
+        except Exception as again:
+            report_cache_failure(self._data_cache, "invalidate", key, again)
 
     def _fill_from_result(self, key: SafeStrTuple, r: Result, written: bool) -> None:
         value = r.new_value
         if (value is ITEM_NOT_AVAILABLE or value is VALUE_NOT_RETRIEVED
                 or isinstance(value, Joker) or (written and not self._cache_written)):
             return
-        if key not in self._data_cache:
+        try:
+            cached = key in self._data_cache
+        except CACHE_READ_ERRORS:
+            cached = False
+        if not cached:
             self._fill(key, value)
 
     # ---------------------------------------------------------------------------- item access
@@ -88,6 +115,8 @@ class AppendOnlyDictCached(CachedWrapperDict[ValueType]):
             return self._cache_lookup(key)
         except KeyError:
             pass
+        except CACHE_READ_ERRORS as exc:  # damaged or unreadable: a miss
+            self._invalidate(normalize_key(key), exc)
         k = normalize_key(key)
         value = self._main_dict[k]
         self._fill(k, value)
@@ -95,7 +124,12 @@ class AppendOnlyDictCached(CachedWrapperDict[ValueType]):
 
     def __contains__(self, key: object) -> bool:
         k = normalize_key(key)
-        return k in self._data_cache or k in self._main_dict
+        try:
+            if k in self._data_cache:
+                return True
+        except CACHE_READ_ERRORS as exc:
+            report_cache_failure(self._data_cache, "look up", k, exc)
+        return k in self._main_dict
 
     def __setitem__(self, key: NonEmptyPersiDictKey, value: ValueType | Joker) -> None:
         k = normalize_key(key)
@@ -118,7 +152,7 @@ class AppendOnlyDictCached(CachedWrapperDict[ValueType]):
         k = normalize_key(key)
         if retrieve_value is not NEVER_RETRIEVE:
             try:
-                cached = self._cache_lookup(k)
+                cached = self._cached(k)
             except KeyError:
                 pass
             else:

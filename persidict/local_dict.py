@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -24,16 +25,27 @@ class _Entry(NamedTuple):
 class _SharedMemory:
     """The data of one family of LocalDicts: every format's items, one ETag counter."""
 
-    __slots__ = ("buckets", "counter", "lock")
+    __slots__ = ("buckets", "counter", "last_time", "lock")
 
     def __init__(self) -> None:
         self.buckets: dict[str, dict[Key, _Entry]] = {}
         self.counter = 0
+        self.last_time = 0.0
         self.lock = threading.Lock()
 
     def next_stat(self) -> Stat:
+        """The ETag and timestamp of a new write (called under ``lock``).
+
+        Timestamps are strictly increasing within the family even when the wall clock steps
+        back (NTP, a VM resumed): each write gets at least the next float after the previous
+        one, so ``newest_keys()`` keeps write order.
+        """
         self.counter += 1
-        return Stat(str(self.counter), time.time())
+        now = time.time()
+        if now <= self.last_time:
+            now = math.nextafter(self.last_time, math.inf)
+        self.last_time = now
+        return Stat(str(self.counter), now)
 
 
 class MemoryStorage:

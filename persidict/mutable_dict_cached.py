@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .errors import BackendError
+from .cache_faults import CACHE_READ_ERRORS, report_cache_failure
 from .keys import NonEmptyPersiDictKey, PersiDictKey, SafeStrTuple, normalize_key
 from .markers import (
     ALWAYS_RETRIEVE,
@@ -84,9 +84,16 @@ class MutableDictCached(CachedWrapperDict[ValueType]):
 
     # ---------------------------------------------------------------------------- the caches
     def _forget(self, key: SafeStrTuple) -> None:
-        """Drop the key from both caches (the ETag first, so no reader trusts a lone value)."""
-        self._etag_cache.discard(key)
-        self._data_cache.discard(key)
+        """Drop the key from both caches (the ETag first, so no reader trusts a lone value).
+
+        A cache that cannot even delete (a read-only disk) is reported, not raised: what it
+        keeps is still validated by the main store's ETag on every read.
+        """
+        for cache in (self._etag_cache, self._data_cache):
+            try:
+                cache.discard(key)
+            except Exception as exc:
+                report_cache_failure(cache, "invalidate", key, exc)
 
     # The ETag cache entry of a key is "<main store's ETag>\n<data cache's ETag>": the second
     # line names the very version of the cached value that the main ETag describes. Processes
@@ -98,17 +105,20 @@ class MutableDictCached(CachedWrapperDict[ValueType]):
         if not isinstance(etag, str):
             self._forget(key)
             return
-        local = self._data_cache._write_tagged(key, value)
-        if not isinstance(local, str):
-            self._forget(key)
-            return
-        self._etag_cache[key] = f"{etag}\n{local}"
+        try:
+            local = self._data_cache._write_tagged(key, value)
+            if isinstance(local, str):
+                self._etag_cache[key] = f"{etag}\n{local}"
+                return
+        except Exception as exc:  # a full or read-only disk: the main store is unaffected
+            report_cache_failure(self._data_cache, "cache", key, exc)
+        self._forget(key)
 
     def _cached_etags(self, key: SafeStrTuple) -> tuple[ETagValue, str]:
         """(main ETag, data cache ETag) recorded for ``key``; KeyError if none (or unreadable)."""
         try:
             entry = self._etag_entry(key)
-        except BackendError as exc:  # a damaged cache entry is a miss: the main store decides
+        except CACHE_READ_ERRORS as exc:  # a damaged or unreadable entry is a miss
             raise KeyError(key) from exc
         main, sep, local = entry.partition("\n")
         if not sep or not main or not local:
@@ -122,7 +132,7 @@ class MutableDictCached(CachedWrapperDict[ValueType]):
         """The cached value, if the data cache still holds the version ``local``; else KeyError."""
         try:
             r = self._data_cache.get_with_etag(key)
-        except BackendError as exc:  # a damaged cache entry is a miss
+        except CACHE_READ_ERRORS as exc:  # a damaged or unreadable entry is a miss
             raise KeyError(key) from exc
         if r.actual_etag != local or r.new_value is ITEM_NOT_AVAILABLE:
             raise KeyError(key)
@@ -215,8 +225,11 @@ class MutableDictCached(CachedWrapperDict[ValueType]):
         """Delete every item of the main store and empty both caches."""
         self._check_delete_policy()
         self._main_dict.clear()
-        self._etag_cache.clear()
-        self._data_cache.clear()
+        for cache in (self._etag_cache, self._data_cache):
+            try:
+                cache.clear()
+            except Exception as exc:  # what is left is validated by ETag on every read
+                report_cache_failure(cache, "clear", None, exc)
 
     def etag(self, key: NonEmptyPersiDictKey) -> ETagValue:
         """The main store's current ETag (a cached value with another ETag is dropped)."""
