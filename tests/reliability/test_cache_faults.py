@@ -24,8 +24,8 @@ from persidict import (
     FileDirDict,
     LocalDict,
     MutableDictCached,
+    cache_faults,
 )
-from persidict import cache_faults
 from tests.s3_support import S3Target
 
 

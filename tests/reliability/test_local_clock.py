@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,11 +11,11 @@ from persidict import LocalDict
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
+def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """``time.time()`` reads the last value pushed onto the returned list."""
     now = [1_800_000_000.0]
     monkeypatch.setattr(time, "time", lambda: now[-1])
-    yield now
+    return now
 
 
 def test_clock_stepping_back_keeps_write_order(clock: list[float]) -> None:
