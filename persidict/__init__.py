@@ -17,7 +17,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from .empty_dict import EmptyDict
-from .errors import BackendError, ConcurrencyConflictError, MutationPolicyError
+from .errors import (
+    BackendError,
+    ConcurrencyConflictError,
+    MutationPolicyError,
+    OutcomeUnknownError,
+)
 from .keys import (
     SAFE_CHARS_SET,
     SAFE_STRING_MAX_LENGTH,
@@ -166,6 +171,7 @@ __all__ = [
 ]
 
 # Not in __all__ (as in persidict 0.309) but reachable: SAFE_CHARS_SET, SAFE_STRING_MAX_LENGTH,
-# contains_unsafe_chars, and the answers of the subclass hook PersiDict._process_setitem_args.
+# contains_unsafe_chars, the answers of the subclass hook PersiDict._process_setitem_args, and
+# OutcomeUnknownError (new here; __all__ keeps 0.309's 50 names).
 _EXTRA_PUBLIC = (SAFE_CHARS_SET, SAFE_STRING_MAX_LENGTH, contains_unsafe_chars,
-                 CONTINUE_NORMAL_EXECUTION, EXECUTION_IS_COMPLETE)
+                 CONTINUE_NORMAL_EXECUTION, EXECUTION_IS_COMPLETE, OutcomeUnknownError)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["BackendError", "ConcurrencyConflictError", "MutationPolicyError"]
+__all__ = [
+    "BackendError", "ConcurrencyConflictError", "MutationPolicyError", "OutcomeUnknownError",
+]
 
 
 class MutationPolicyError(TypeError):
@@ -47,3 +49,22 @@ class BackendError(RuntimeError):
         self.backend = backend
         self.operation = operation
         self.key = key
+
+
+class OutcomeUnknownError(BackendError):
+    """A conditional write or delete was sent, but whether it took effect cannot be known.
+
+    Raised when the answer to a conditional request was lost (a reset connection, a timeout, a
+    5xx) and what the store holds afterwards cannot tell whether *this* request was applied:
+    for example a conditional delete whose key is now absent (deleted by us, or by someone
+    else?), or a conditional write whose key now holds another writer's value (written over
+    ours, or written instead of ours?). persidict never guesses and never re-sends such a
+    request blindly, so an operation is applied at most once and reported only if it happened;
+    this error is the third answer besides success and "the condition did not hold".
+
+    The caller decides: re-read and check, retry with a fresh condition, or report it.
+
+    Attributes:
+        backend, operation, key: as for :class:`BackendError` (``operation`` is ``"write"`` or
+            ``"delete"``; ``key`` the store key).
+    """

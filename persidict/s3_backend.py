@@ -36,16 +36,26 @@ and the capability probe below, in :mod:`persidict.s3_client`): not-found -> Non
 precondition failed (412, or 409 ``ConditionalRequestConflict``) -> None/False, 304 ->
 NOT_MODIFIED; everything else (no connection, timeouts, 5xx after botocore's bounded retries,
 403, ``NoSuchBucket``, throttling) -> :class:`~persidict.errors.BackendError` chained from the
-botocore error. HEAD responses carry no body, so a HEAD cannot tell a deleted bucket from a
-missing key: ``stat``/``exists`` report such a bucket as "absent"; every other primitive raises
-``BackendError`` for it.
+botocore error.
 
-**Lost answers.** botocore re-sends a request whose answer was lost (a reset connection). For a
-conditional request whose first attempt did land, the re-sent one fails against our own
-change: a PUT gets 412, a DELETE gets 404. So a precondition failure seen only after a retry is
-checked: a PUT landed if the stored ETag is the MD5 of our body (one HEAD); a DELETE with
-``If-Match`` that ends in 404 after a retry counts as done. Without this, ``transform_item``
-could apply a transformer twice.
+**Lost answers.** botocore never re-sends a conditional PUT or DELETE (a re-sent request that
+did land fails against its own change, and a 412 or 404 then hides what happened). Instead
+every conditional PUT carries a write id in its user metadata, and when an answer is lost one
+HEAD settles it: ours, not landed (then sent again), or
+:class:`~persidict.errors.OutcomeUnknownError`. See :mod:`persidict.s3_outcomes`. So
+``transform_item``, ``pop``, ``setdefault_if``, ``discard_if`` and ``WriteOnceDict`` never
+apply an operation twice and never report one that did not happen. Unconditional requests
+keep botocore's bounded retries.
+
+**Deleted buckets.** A HEAD answer has no body, so a deleted bucket's 404 looks like a missing
+key's. Before a HEAD 404 is answered as "absent" the bucket is confirmed with one HeadBucket,
+at most every ``BUCKET_CHECK_INTERVAL`` seconds per store family (a bucket deleted within that
+window still reads as a missing key until the next check); a missing bucket is
+``BackendError`` for ``in``, ``etag``, ``timestamp``, ``del`` and ``discard`` as for every
+other operation.
+
+**Timestamps** are S3's ``LastModified``, which has one-second resolution: ``newest_keys()``
+cannot order writes made within the same second.
 
 **Capabilities.** Conditional PUT/DELETE are checked once per endpoint URL (not per class, not
 per instance) the first time a conditional write or delete is made: a probe object
@@ -61,8 +71,8 @@ atomicity guarantee, never silently. Credentials that may not write or delete th
 
 from __future__ import annotations
 
-import hashlib
 import time
+import uuid
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, ClassVar, Final
@@ -83,11 +93,18 @@ from .s3_client import (
     botocore_errors,
     endpoint_capabilities,
     endpoint_of,
+    forbid_conditional_retries,
     make_s3_client,
-    retry_attempts,
     translate,
 )
 from .s3_client import _capabilities as _capabilities  # the per-endpoint cache (tests use it)
+from .s3_outcomes import (
+    WRITE_ID_META,
+    Version,
+    VersionLog,
+    delete_exactly_once,
+    put_exactly_once,
+)
 from .storage import NOT_MODIFIED, Backend, IfMatch, Key, NotModified, Stat
 
 __all__ = [
@@ -101,6 +118,17 @@ __all__ = [
 
 DELETE_BATCH: Final = 1000
 MAX_OBJECT_KEY_BYTES: Final = 1024  # S3's limit on object key length
+#: A HEAD 404 is confirmed with a HeadBucket at most this often (seconds) per store family.
+BUCKET_CHECK_INTERVAL: Final = 2.0
+
+
+class _BucketCheck:
+    """When the bucket was last confirmed to exist (shared by a store and its sub-stores)."""
+
+    __slots__ = ("confirmed_at",)
+
+    def __init__(self) -> None:
+        self.confirmed_at = -float("inf")
 
 
 def content_type_for(serialization_format: str) -> str:
@@ -140,6 +168,9 @@ class S3Backend(Backend):
         self._errors = botocore_errors()
         self._body_errors = body_errors()
         self._endpoint = endpoint_of(client)
+        self.versions = VersionLog()  # shared with sub-stores (child() copies the reference)
+        self._bucket_check = _BucketCheck()
+        forbid_conditional_retries(client)
 
     # -- structure ------------------------------------------------------------------------
 
@@ -174,12 +205,40 @@ class S3Backend(Backend):
     # -- primitives -----------------------------------------------------------------------
 
     def stat(self, key: Key) -> Stat | None:
+        version = self.head_version(key)
+        return None if version is None else Stat(version.etag, version.modified)
+
+    def head_version(self, key: Key, operation: str = "stat") -> Version | None:
+        """HEAD: the object's current version (None if absent), noted in :attr:`versions`."""
+        object_key = self.object_key(key)
         try:
-            resp = self.client.head_object(Bucket=self.bucket, Key=self.object_key(key))
+            resp = self.client.head_object(Bucket=self.bucket, Key=object_key)
         except self._errors as exc:
-            self._fail(exc, "stat", key, NOT_FOUND)
+            self._fail(exc, operation, key, NOT_FOUND)
+            self._confirm_bucket(exc, operation, key)
             return None
-        return Stat(resp["ETag"], resp["LastModified"].timestamp())
+        version = Version.of(resp)
+        self.versions.note(object_key, version)
+        return version
+
+    def _confirm_bucket(self, not_found: BaseException, operation: str, key: Key) -> None:
+        """A HEAD 404 has no body, so a deleted bucket looks like a missing key: confirm the
+        bucket (one HeadBucket, at most every BUCKET_CHECK_INTERVAL seconds) before answering
+        "absent"."""
+        check = self._bucket_check
+        now = time.monotonic()
+        if now - check.confirmed_at < BUCKET_CHECK_INTERVAL:
+            return
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except self._errors as exc:
+            kind = self._fail(exc, operation, key, NOT_FOUND)  # other failures: BackendError
+            assert kind == NOT_FOUND
+            raise BackendError(
+                f"S3 {operation} failed for {self._where(key)}: NoSuchBucket: the bucket "
+                f"{self.bucket!r} does not exist (any more)", backend="s3", operation=operation,
+                key=key) from not_found
+        check.confirmed_at = now
 
     def exists(self, key: Key) -> bool:
         return self.stat(key) is not None
@@ -206,7 +265,9 @@ class S3Backend(Backend):
             except self._errors as exc:
                 kind = self._fail(exc, "read", key, NOT_FOUND, UNCHANGED)
                 return NOT_MODIFIED if kind == UNCHANGED else None
-            return body, Stat(etag, resp["LastModified"].timestamp())
+            version = Version.of(resp)
+            self.versions.note(kwargs["Key"], version)
+            return body, Stat(etag, version.modified)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def write(self, key: Key, payload: Any, *, if_match: IfMatch = None) -> Stat | None:
@@ -234,36 +295,16 @@ class S3Backend(Backend):
         }
         if isinstance(if_match, ItemNotAvailableFlag):
             kwargs["IfNoneMatch"] = "*"
-        elif if_match is not None:
+            return put_exactly_once(self, key, kwargs, None)
+        if if_match is not None:
             kwargs["IfMatch"] = if_match
+            return put_exactly_once(self, key, kwargs, if_match)
+        kwargs["Metadata"] = {WRITE_ID_META: uuid.uuid4().hex}  # tells this version apart
         try:
             resp = self.client.put_object(**kwargs)
         except self._errors as exc:
-            # If-Match on a missing key is a 404 (NoSuchKey): the precondition did not hold.
-            if if_match is None:
-                self._fail(exc, "write", key, PRECONDITION_FAILED)
-            else:
-                self._fail(exc, "write", key, PRECONDITION_FAILED, NOT_FOUND)
-            if retry_attempts(exc) > 0:
-                return self._landed_after_retry(key, payload)
-            return None
+            self._fail(exc, "write", key)
         return Stat(resp["ETag"], time.time())
-
-    def _landed_after_retry(self, key: Key, payload: Any) -> Stat | None:
-        """A conditional PUT failed only on a retry: did an earlier attempt land?
-
-        When the answer to a successful PUT is lost (connection reset), botocore sends the PUT
-        again and the same precondition now fails against our own write. A single-part PUT's
-        ETag is the MD5 of its body, so a HEAD tells whether the stored object is ours.
-        """
-        current = self.stat(key)
-        if (
-            current is not None
-            and isinstance(payload, (bytes, bytearray, memoryview))
-            and current.etag == '"' + hashlib.md5(payload).hexdigest() + '"'
-        ):
-            return current
-        return None
 
     def delete(self, key: Key, *, if_match: str | None = None) -> bool:
         if if_match is None:
@@ -292,15 +333,13 @@ class S3Backend(Backend):
         self._delete(key, None)
 
     def _delete(self, key: Key, if_match: str | None) -> bool:
-        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": self.object_key(key)}
         if if_match is not None:
-            kwargs["IfMatch"] = if_match
+            return delete_exactly_once(self, key, if_match)
         try:
-            self.client.delete_object(**kwargs)
+            self.client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
         except self._errors as exc:
-            kind = self._fail(exc, "delete", key, NOT_FOUND, PRECONDITION_FAILED)
-            # A 404 that only a retry saw: the first attempt deleted it, its answer was lost.
-            return kind == NOT_FOUND and if_match is not None and retry_attempts(exc) > 0
+            self._fail(exc, "delete", key, NOT_FOUND, PRECONDITION_FAILED)
+            return False
         return True
 
     def _write_check_then_act(self, key: Key, payload: Any, if_match: IfMatch) -> Stat | None:

@@ -41,7 +41,10 @@ __all__ = [
     "botocore_errors",
     "endpoint_capabilities",
     "endpoint_of",
+    "forbid_conditional_retries",
+    "is_unsent",
     "make_s3_client",
+    "may_have_landed",
     "retry_attempts",
     "translate",
 ]
@@ -103,6 +106,33 @@ def make_s3_client(
         return session.client("s3", region_name=region, endpoint_url=endpoint_url, config=config)
 
 
+def _no_retry_if_conditional(request_dict: Any = None, **_: Any) -> bool | None:
+    """botocore ``needs-retry`` hook: never re-send a request that carries a precondition.
+
+    Returning ``False`` (a non-None answer, seen first) stops botocore's retry handler for this
+    attempt; ``None`` lets it decide as usual.
+    """
+    headers = (request_dict or {}).get("headers") or {}
+    if "If-Match" in headers or "If-None-Match" in headers:
+        return False
+    return None
+
+
+def forbid_conditional_retries(client: Any) -> None:
+    """Make ``client`` send conditional PUTs and DELETEs exactly once per call.
+
+    botocore re-sends a request whose answer was lost; for a conditional request whose first
+    attempt did land, the re-sent one fails against our own change, and a 412 or 404 then
+    hides what happened. :class:`~persidict.s3_backend.S3Backend` decides itself, from what
+    the object holds afterwards, whether to send again (see its module docstring). The hook is
+    registered once per client (idempotent) and touches no other request.
+    """
+    events = client.meta.events
+    for operation in ("PutObject", "DeleteObject"):
+        events.register_first(f"needs-retry.s3.{operation}", _no_retry_if_conditional,
+                              unique_id=f"persidict-no-conditional-retry-{operation}")
+
+
 def endpoint_of(client: Any) -> str:
     """The endpoint URL a client talks to (``""`` if unknown)."""
     return str(getattr(getattr(client, "meta", None), "endpoint_url", "") or "")
@@ -158,6 +188,32 @@ def retry_attempts(exc: BaseException) -> int:
     if not isinstance(response, dict):
         return 0
     return int((response.get("ResponseMetadata") or {}).get("RetryAttempts") or 0)
+
+
+def is_unsent(exc: BaseException) -> bool:
+    """True when the request certainly never reached the endpoint (no connection was made)."""
+    from botocore.exceptions import (
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        ParamValidationError,
+    )
+
+    return isinstance(exc, (EndpointConnectionError, ConnectTimeoutError, NoCredentialsError,
+                            ParamValidationError))
+
+
+def may_have_landed(exc: BaseException) -> bool:
+    """True when a request failed without a definitive answer: it may or may not have been
+    applied (a connection reset or closed mid-answer, a read timeout, a 5xx or throttling
+    answer, for which S3 does not promise that nothing happened)."""
+    if is_unsent(exc):
+        return False
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
+        return isinstance(status, int) and (status >= 500 or status == 429)
+    return True  # no answer at all
 
 
 def _is_access_denied(exc: BaseException | None) -> bool:

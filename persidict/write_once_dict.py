@@ -6,7 +6,7 @@ import numbers
 import random
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from .errors import MutationPolicyError
+from .errors import MutationPolicyError, OutcomeUnknownError
 from .keys import NonEmptyPersiDictKey, PersiDictKey, SafeStrTuple, normalize_key
 from .markers import (
     ALWAYS_RETRIEVE,
@@ -177,9 +177,21 @@ class WriteOnceDict(WrapperDict[ValueType]):
         self._check_value(value)
         p = self._p
         check_all = p >= 1
-        r = self._main_dict.setdefault_if(
-            k, default_value=value, condition=ANY_ETAG, expected_etag=ITEM_NOT_AVAILABLE,
-            retrieve_value=ALWAYS_RETRIEVE if check_all else NEVER_RETRIEVE)
+        try:
+            r = self._main_dict.setdefault_if(
+                k, default_value=value, condition=ANY_ETAG, expected_etag=ITEM_NOT_AVAILABLE,
+                retrieve_value=ALWAYS_RETRIEVE if check_all else NEVER_RETRIEVE)
+        except OutcomeUnknownError:
+            # The insert's answer was lost. An append-only key keeps its first value for good,
+            # so what it holds now settles it: this value (ours or an identical one), or
+            # another writer's, which then goes through the usual consistency check.
+            stored = self._main_dict.get(k, ITEM_NOT_AVAILABLE)
+            if stored is ITEM_NOT_AVAILABLE:
+                raise
+            if _value_hash(stored) != _value_hash(value) and (
+                    check_all or (p > 0 and random.random() < p)):
+                self._check_consistency(k, stored, value)
+            return
         if r.value_was_mutated or r.actual_etag is ITEM_NOT_AVAILABLE:
             return  # this write won (or the item vanished, which an append-only store forbids)
         if check_all:

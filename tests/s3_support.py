@@ -17,11 +17,13 @@ moto keeps its state per process, shared by ``mock_aws`` and the threaded server
 from __future__ import annotations
 
 import http.client
+import random
 import socket
 import struct
 import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -234,6 +236,12 @@ class FaultProxy:
     (AccessDenied), ``"503"`` (SlowDown throttling) or ``"reset"`` (TCP reset without an
     answer). ``requests`` counts the requests received. ``lose_answer_once`` = an HTTP method:
     the next such request is forwarded, done by moto, and then its answer is lost (reset).
+    ``drop_request_once`` = an HTTP method: the next such request is never forwarded (reset).
+    ``on_fault``: called once, in the proxy, right after one of those two faults and before the
+    client sees the reset (a second client acts "while the answer is lost"). ``fault_rate``:
+    each request is, with that probability (from ``rng``), dropped or has its answer lost,
+    half and half; ``faults`` counts the faults injected. ``fault_delay``: seconds the client
+    waits before it sees such a fault (as a real timeout makes it wait; others act meanwhile).
     """
 
     def __init__(self, upstream: str) -> None:
@@ -245,6 +253,12 @@ class FaultProxy:
         self.truncate_gets = 0  # cut off the body of this many GET answers half-way
         self.fault_paths: str | None = None  # if set, faults apply only to paths containing it
         self.requests = 0
+        self.drop_request_once: str | None = None
+        self.on_fault: Callable[[], Any] | None = None
+        self.fault_rate = 0.0
+        self.rng = random.Random(0)
+        self.faults = 0
+        self.fault_delay = 0.0
         self._lock = threading.Lock()
         proxy = self
 
@@ -278,12 +292,28 @@ class FaultProxy:
                     lose = proxy.lose_answer_once == self.command
                     if lose:
                         proxy.lose_answer_once = None
+                    drop = proxy.drop_request_once == self.command
+                    if drop:
+                        proxy.drop_request_once = None
+                    if (proxy.fault_rate and mode == "forward" and not (lose or drop)
+                            and proxy.rng.random() < proxy.fault_rate):
+                        drop = proxy.rng.random() < 0.5
+                        lose = not drop
+                    hook = None
+                    if lose or drop:
+                        proxy.faults += 1
+                        hook, proxy.on_fault = proxy.on_fault, None
                     truncate = self.command == "GET" and proxy.truncate_gets > 0
                     if truncate:
                         proxy.truncate_gets -= 1
                 body = self._body()
                 if lose:
                     self._forward(body, answer=False)
+                if lose or drop:
+                    if hook is not None:
+                        hook()
+                    if proxy.fault_delay:
+                        time.sleep(proxy.fault_delay)
                     mode = "reset"
                 if mode == "reset":
                     self.connection.setsockopt(
