@@ -49,6 +49,7 @@ from .persi_dict import (
     written_result,
 )
 from .serialization import Serializer, serializer_for
+from .signing import Signer, SigningKey
 from .storage import Backend, NotModified, Stat
 
 __all__ = ["BackendDict"]
@@ -82,11 +83,37 @@ class BackendDict(PersiDict[ValueType]):
         return self._make_subdict(SafeStrTuple(prefix_key))
 
     # -------------------------------------------------------------------------------- codecs
-    def _encode(self, value: Any) -> Any:
+    _signer: Signer | None = None  # set by stores opened with a signing key
+
+    def _enable_signing(self, key: SigningKey | None) -> None:
+        """Sign every payload this store writes and verify every one it reads (see
+        :mod:`persidict.signing`); ``None`` leaves the store unsigned."""
+        self._signer = None if key is None else Signer(key, self.serialization_format)
+
+    def _inherit_signing(self, parent: BackendDict[Any], prefix: tuple[str, ...]) -> None:
+        """A sub-store under ``prefix`` signs like its parent (the same key paths)."""
+        self._signer = None if parent._signer is None else parent._signer.child(prefix)
+
+    def _signing_params(self) -> dict[str, Any]:
+        """``{"signing_key": <redacted key>}`` for signed stores' get_params(), else ``{}``."""
+        return {} if self._signer is None else {"signing_key": self._signer.key}
+
+    def _encode(self, value: Any, key: SafeStrTuple) -> Any:
         self._check_value(value)
-        return self._serializer.encode(value)
+        payload = self._serializer.encode(value)
+        if self._signer is not None:
+            return self._signer.sign(key.strings, payload)
+        return payload
 
     def _decode(self, key: SafeStrTuple, payload: Any) -> Any:
+        if self._signer is not None:
+            try:
+                payload = self._signer.verify(key.strings, payload)
+            except ValueError as exc:
+                raise BackendError(
+                    f"the stored value of key {tuple(key)!r} in {self._backend.describe()} "
+                    f"failed verification: {exc}; nothing was deserialised",
+                    backend=self._backend.name, operation="verify", key=key) from exc
         try:
             value = self._serializer.decode(payload)
         except Exception as exc:
@@ -118,7 +145,7 @@ class BackendDict(PersiDict[ValueType]):
             self._check_delete_policy()
             self._backend.remove(k.strings)
             return
-        payload = self._encode(value)
+        payload = self._encode(value, k)
         if self._append_only:
             if self._backend.write(k.strings, payload, if_match=ITEM_NOT_AVAILABLE) is None:
                 raise MutationPolicyError(
@@ -130,7 +157,7 @@ class BackendDict(PersiDict[ValueType]):
         """One unconditional write (no stat first: the previous ETag is not needed)."""
         if self._append_only:
             return super()._write_tagged(key, value)
-        st = self._backend.write(key.strings, self._encode(value))
+        st = self._backend.write(key.strings, self._encode(value, key))
         return ITEM_NOT_AVAILABLE if st is None else ETagValue(st.etag)
 
     def __delitem__(self, key: NonEmptyPersiDictKey) -> None:
@@ -263,7 +290,7 @@ class BackendDict(PersiDict[ValueType]):
         is_joker = isinstance(value, Joker)
         if value is DELETE_CURRENT:
             self._check_delete_policy()
-        payload = None if is_joker else self._encode(value)
+        payload = None if is_joker else self._encode(value, k)
         if (condition is ETAG_IS_THE_SAME and not is_joker
                 and (not self._append_only or expected_etag is ITEM_NOT_AVAILABLE)):
             # The condition *is* the precondition: one conditional write, no prior stat.
@@ -320,7 +347,7 @@ class BackendDict(PersiDict[ValueType]):
             if not satisfied:
                 return ia_result(False)
             if payload is _UNENCODED:
-                payload = self._encode(default_value)
+                payload = self._encode(default_value, k)
             st = self._backend.write(k.strings, payload, if_match=ITEM_NOT_AVAILABLE)
             if st is not None:
                 return written_result(ITEM_NOT_AVAILABLE, ETagValue(st.etag), default_value)

@@ -15,6 +15,7 @@ from .errors import BackendError
 from .keys import PersiDictKey, SafeStrTuple, unsign_component
 from .markers import ValueType
 from .s3_backend import S3Backend, make_s3_client
+from .signing import SigningKey, resolve_signing_key
 
 __all__ = ["BasicS3Dict", "normalize_root_prefix"]
 
@@ -54,6 +55,12 @@ class BasicS3Dict(BackendDict[ValueType]):
             own configuration applies, including the ``AWS_ENDPOINT_URL`` environment variable.
         client: an existing boto3 S3 client to use as is (no new client is made).
         session: a boto3 ``Session`` to make the client from.
+        signing_key: sign every stored value with this key (over its object path inside the
+            bucket) and refuse values without a valid signature (see :doc:`/reliability`);
+            ``None`` takes ``$PERSIDICT_SIGNING_KEY`` if set, ``""`` means unsigned.
+
+    Timestamps are S3's ``LastModified``, whole seconds: ``newest_keys()`` cannot order writes
+    made within one second.
 
     Sub-stores (:meth:`get_subdict`) share this store's client and make no request.
     """
@@ -70,6 +77,7 @@ class BasicS3Dict(BackendDict[ValueType]):
         endpoint_url: str | None = None,
         client: Any = None,
         session: Any = None,
+        signing_key: bytes | str | SigningKey | None = None,
     ) -> None:
         if not isinstance(bucket_name, str) or not bucket_name:
             raise ValueError(f"bucket_name must be a non-empty str, got {bucket_name!r}")
@@ -92,6 +100,9 @@ class BasicS3Dict(BackendDict[ValueType]):
         )
         self._set_s3_attributes(bucket_name, region, endpoint_url, client, session, backend)
         self._client_was_passed = client_was_passed
+        self._enable_signing(resolve_signing_key(signing_key))
+        if self._signer is not None and prefix:  # sign the object path inside the bucket
+            self._signer = self._signer.child(tuple(prefix[:-1].split("/")))
         self._ensure_bucket()
 
     @staticmethod
@@ -184,6 +195,7 @@ class BasicS3Dict(BackendDict[ValueType]):
             params["client"] = self._client
         if self._session is not None:
             params["session"] = self._session
+        params.update(self._signing_params())
         return dict(sorted(params.items()))
 
     def get_subdict(self, prefix_key: PersiDictKey) -> BasicS3Dict[ValueType]:
@@ -205,4 +217,5 @@ class BasicS3Dict(BackendDict[ValueType]):
             self.bucket_name, self.region, self.endpoint_url, self._client, self._session, backend
         )
         sub._client_was_passed = self._client_was_passed
+        sub._inherit_signing(self, prefix.strings)
         return sub

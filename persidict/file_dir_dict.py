@@ -23,6 +23,7 @@ from .keys import (
 )
 from .markers import ValueType
 from .serialization import PickleSerializer
+from .signing import SigningKey, resolve_signing_key
 
 __all__ = ["FileDirDict"]
 
@@ -61,13 +62,18 @@ class FileDirDict(BackendDict[ValueType]):
         digest_len: length of the digest suffix on every key component, ``0..26``
             (0: no suffix; only safe on case-sensitive file systems).
         base_class_for_values: if set, every value must be an instance of it.
+        signing_key: sign every stored value with this key and refuse values without a valid
+            signature (see :doc:`/reliability`); ``None`` takes ``$PERSIDICT_SIGNING_KEY``
+            if set, ``""`` means unsigned.
     """
 
     def __init__(self, *, base_dir: str | os.PathLike[str] = "__file_dir_dict__",
                  serialization_format: str = "pkl", append_only: bool = False,
-                 digest_len: int = 4, base_class_for_values: type | None = None) -> None:
+                 digest_len: int = 4, base_class_for_values: type | None = None,
+                 signing_key: bytes | str | SigningKey | None = None) -> None:
         self._setup(base_dir, serialization_format, append_only, digest_len,
                     base_class_for_values, root=None)
+        self._enable_signing(resolve_signing_key(signing_key))
 
     def _setup(self, base_dir: str | os.PathLike[str], serialization_format: str,
                append_only: bool, digest_len: int, base_class_for_values: type | None,
@@ -117,15 +123,16 @@ class FileDirDict(BackendDict[ValueType]):
                 "read). Restrict it (chmod o-w) or set the sticky bit (chmod +t).",
                 UserWarning, stacklevel=3)
 
-    def _encode(self, value: Any) -> Any:
-        if self._stream is not None and _big(value):
+    def _encode(self, value: Any, key: SafeStrTuple) -> Any:
+        # Signed stores never stream: the tag must cover the bytes before anything is loaded.
+        if self._stream is not None and self._signer is None and _big(value):
             self._check_value(value)
             return self._serializer.encode_stream(value)  # type: ignore[attr-defined]
-        return super()._encode(value)
+        return super()._encode(value, key)
 
     def __getitem__(self, key: NonEmptyPersiDictKey) -> ValueType:
         stream = self._stream
-        if stream is None:
+        if stream is None or self._signer is not None:
             return super().__getitem__(key)
         k = normalize_key(key)
         try:
@@ -155,6 +162,7 @@ class FileDirDict(BackendDict[ValueType]):
         params = super().get_params()
         params["base_dir"] = self.base_dir
         params["digest_len"] = self._digest_len
+        params.update(self._signing_params())
         return dict(sorted(params.items()))
 
     def _make_subdict(self, prefix: SafeStrTuple) -> FileDirDict[ValueType]:
@@ -168,6 +176,7 @@ class FileDirDict(BackendDict[ValueType]):
         sub._setup(path, self.serialization_format, self.append_only, n,
                    self.base_class_for_values, root=self._file_backend.root)
         sub._file_backend.durable = self._file_backend.durable
+        sub._inherit_signing(self, prefix.strings)
         return sub
 
     def remove_stale_temp_files(self, max_age_seconds: float = STALE_TEMP_AGE) -> int:

@@ -22,6 +22,7 @@ from .keys import PersiDictKey, SafeStrTuple, check_digest_len, sign_component
 from .markers import ValueType
 from .mutable_dict_cached import MutableDictCached
 from .persi_dict import PersiDict
+from .signing import SigningKey, resolve_signing_key
 from .wrapper_dict import WrapperDict
 
 __all__ = ["S3Dict", "S3Dict_FileDirCached"]
@@ -45,6 +46,12 @@ class S3Dict_FileDirCached(WrapperDict[ValueType]):
             is honoured too.
         client: an existing boto3 S3 client to use (shared by sub-stores).
         session: an existing boto3 session to build the client from.
+        signing_key: sign every value, on S3 and in the local cache, and refuse values without
+            a valid signature (see :doc:`/reliability`); ``None`` takes
+            ``$PERSIDICT_SIGNING_KEY`` if set, ``""`` means unsigned.
+
+    Timestamps are S3's ``LastModified``, whole seconds: ``newest_keys()`` cannot order writes
+    made within one second.
     """
 
     def __init__(self, *, bucket_name: str = "my_bucket", region: str | None = None,
@@ -52,25 +59,28 @@ class S3Dict_FileDirCached(WrapperDict[ValueType]):
                  serialization_format: str = "pkl", digest_len: int = 8,
                  append_only: bool = False, base_class_for_values: type | None = None,
                  endpoint_url: str | None = None, client: Any = None,
-                 session: Any = None) -> None:
+                 session: Any = None,
+                 signing_key: bytes | str | SigningKey | None = None) -> None:
         check_digest_len(digest_len)
+        key = resolve_signing_key(signing_key)
+        sign_with = "" if key is None else key  # the caches follow S3, not the environment
         main: BasicS3Dict[ValueType] = BasicS3Dict(
             bucket_name=bucket_name, region=region, root_prefix=root_prefix,
             serialization_format=serialization_format, append_only=append_only,
             base_class_for_values=base_class_for_values, endpoint_url=endpoint_url,
-            client=client, session=session)
+            client=client, session=session, signing_key=sign_with)
         base = os.path.abspath(os.path.expanduser(os.fspath(base_dir)))
         parts = [bucket_name, *(p for p in main.root_prefix.split("/") if p)]
         cache_dir = os.path.join(base, *(sign_component(p, digest_len) for p in parts))
         data_cache: FileDirDict[ValueType] = FileDirDict(
             base_dir=cache_dir, serialization_format=serialization_format,
             append_only=append_only, digest_len=digest_len,
-            base_class_for_values=base_class_for_values)
+            base_class_for_values=base_class_for_values, signing_key=sign_with)
         etag_cache: FileDirDict[str] | None = None
         if not append_only:
             etag_cache = FileDirDict(
                 base_dir=cache_dir, serialization_format=f"{main.serialization_format}_etag",
-                digest_len=digest_len, base_class_for_values=str)
+                digest_len=digest_len, base_class_for_values=str, signing_key=sign_with)
             # A mutable cache is validated against S3 on every read and MutableDictCached reads
             # a damaged entry as a miss, so its writes need no fsync: S3 is the durable copy.
             data_cache._file_backend.durable = False

@@ -229,6 +229,7 @@ def persistent_cache(
     durable: bool = False,
     memory_bytes: int = DEFAULT_MEMORY_BYTES,
     hashers: Mapping[type, Callable[[Any], Any]] | None = None,
+    signing_key: bytes | str | None = None,
 ) -> Callable[[Callable[P, R]], CachedFunction[P, R]]: ...
 
 
@@ -246,6 +247,7 @@ def persistent_cache(
     durable: bool = False,
     memory_bytes: int = DEFAULT_MEMORY_BYTES,
     hashers: Mapping[type, Callable[[Any], Any]] | None = None,
+    signing_key: bytes | str | None = None,
 ) -> Any:
     """Cache a function's results persistently, content-addressed, shareable across processes.
 
@@ -277,6 +279,10 @@ def persistent_cache(
         hashers: ``{class: function}``: arguments that are instances of ``class`` (or of a
             subclass) are keyed by ``function(argument)``, for this function only (see
             :func:`persidict_memo.register_hasher`, which applies to all).
+        signing_key: sign the results in the store this opens (a directory, an ``s3://``
+            URL or the default) and refuse unsigned or tampered ones (see
+            :doc:`/reliability`); ``None`` takes ``$PERSIDICT_SIGNING_KEY`` if set. For a
+            PersiDict ``store``, give the key to that store instead.
 
     Raises:
         TypeError: for generator functions, classes and other non-functions, and bad options.
@@ -285,6 +291,9 @@ def persistent_cache(
     """
     _check_options(lease, lease_timeout, check_determinism, on_store_error, durable, memory_bytes)
     check_store(store)
+    if signing_key is not None and isinstance(store, PersiDict):
+        raise ValueError("signing_key is for the stores persistent_cache opens; give it to the "
+                         "PersiDict passed as store= instead")
     # Every option goes here: engines rebuild the decorator from this dict in other processes.
     options: dict[str, Any] = {
         "ignore": (ignore,) if isinstance(ignore, str) else tuple(ignore),
@@ -296,6 +305,7 @@ def persistent_cache(
         "durable": durable,
         "memory_bytes": memory_bytes,
         "hashers": hashers,
+        "signing_key": signing_key,
     }
 
     def decorate(target: Any) -> Any:

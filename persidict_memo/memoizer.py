@@ -119,6 +119,7 @@ class Memoizer:
         on_store_error: ``"warn"`` or ``"raise"`` when a store that worked fails.
         durable: fsync result files before returning.
         memory_bytes: the byte budget of the in-process memory tier.
+        signing_key: the signing key of the store it opens (see :mod:`persidict.signing`).
     """
 
     def __init__(
@@ -135,8 +136,10 @@ class Memoizer:
         durable: bool = False,
         memory_bytes: int = DEFAULT_MEMORY_BYTES,
         hashers: Mapping[type, Callable[[Any], Any]] | None = None,
+        signing_key: bytes | str | None = None,
     ) -> None:
         self.keys = CallKeyMaker(func, ignore=ignore, version=version, hashers=hashers)
+        self._signing_key = signing_key
         self.function_name = f"{func.__module__}.{self.keys.qualname}"
         self._store_arg = store
         self._store: ResultStore | None = None
@@ -165,7 +168,8 @@ class Memoizer:
             with self._open_lock:
                 if self._store is None:
                     try:
-                        opened = ResultStore(open_store(self._store_arg), durable=self.durable)
+                        opened = ResultStore(open_store(self._store_arg, self._signing_key),
+                                             durable=self.durable)
                     except Exception as exc:
                         raise unavailable(self._store_arg, self.function_name, exc) from exc
                     if self.lease and opened.leases is not None:

@@ -113,23 +113,26 @@ def default_cache_dir() -> str:
     return os.path.join(base, "persidict_memo")
 
 
-def open_store(store: object) -> PersiDict[Any]:
-    """Turn a ``store=`` argument into a PersiDict (see the module docstring)."""
+def open_store(store: object, signing_key: bytes | str | None = None) -> PersiDict[Any]:
+    """Turn a ``store=`` argument into a PersiDict (see the module docstring); the stores it
+    opens sign their values with ``signing_key`` (None: ``$PERSIDICT_SIGNING_KEY`` if set)."""
     if isinstance(store, PersiDict):
         return store
     check_store(store)
     if store is None:
-        return persidict.FileDirDict(base_dir=expand_directory(default_cache_dir()))
+        return persidict.FileDirDict(base_dir=expand_directory(default_cache_dir()),
+                                     signing_key=signing_key)
     if isinstance(store, str) and store.startswith("s3://"):
         parsed = urlparse(store)
         s3: PersiDict[Any] = persidict.S3Dict(
             bucket_name=parsed.netloc,
             root_prefix=parsed.path.strip("/"),
             base_dir=os.path.join(expand_directory(default_cache_dir()), "s3"),
+            signing_key=signing_key,
         )
         return s3
     if isinstance(store, str | os.PathLike):
-        return persidict.FileDirDict(base_dir=expand_directory(store))
+        return persidict.FileDirDict(base_dir=expand_directory(store), signing_key=signing_key)
     raise TypeError(f"store must be {_FORMS}, got {type(store).__name__}")
 
 

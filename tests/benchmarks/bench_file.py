@@ -597,6 +597,37 @@ def profile(workload: str, root: Path, n: int) -> None:
     pstats.Stats(prof).sort_stats("tottime").print_stats(25)
 
 
+def bench_signed(root: Path, n: int, repeats: int) -> list[Row]:
+    """Signed stores (HMAC-SHA256 per value) against the same store unsigned."""
+    from persidict import FileDirDict
+
+    keys, values = small_values(n)
+    plain = FileDirDict(base_dir=root / "unsigned", signing_key="")
+    signed = FileDirDict(base_dir=root / "signed", signing_key=b"bench key")
+
+    def set_all(d: Any) -> Callable[[], None]:
+        def run() -> None:
+            for k, v in zip(keys, values, strict=True):
+                d[k] = v
+        return run
+
+    def get_all(d: Any) -> Callable[[], None]:
+        def run() -> None:
+            for k in keys:
+                d[k]
+        return run
+
+    sets = interleaved({"plain": (None, set_all(plain)), "signed": (None, set_all(signed))},
+                       n, repeats)
+    gets = interleaved({"plain": (None, get_all(plain)), "signed": (None, get_all(signed))},
+                       n, 3 * repeats)
+    note = "limit: the same store unsigned"
+    return [Row.of(f"signed set, {n:,} small values, pkl", sets, "signed", "plain", 1.3,
+                   note=note),
+            Row.of(f"signed get, {n:,} small values, pkl", gets, "signed", "plain", 1.3,
+                   note=note)]
+
+
 # --------------------------------------------------------------------------------- main
 
 def main() -> None:
@@ -625,6 +656,7 @@ def main() -> None:
         progress(f"small values: set/get/in/delete of {n_small:,} items, {repeats} repeats")
         rows = bench_small(root, n_small, repeats)
         progress(f"listings of {n_list:,} items")
+        rows += bench_signed(root, n_small, repeats)
         rows += bench_listing(root, n_list, list_repeats)
         progress(f"a {mb} MB array")
         rows += bench_array(root, mb, array_repeats)
