@@ -94,6 +94,7 @@ from .s3_client import (
     endpoint_capabilities,
     endpoint_of,
     forbid_conditional_retries,
+    is_access_denied,
     make_s3_client,
     translate,
 )
@@ -232,6 +233,9 @@ class S3Backend(Backend):
         try:
             self.client.head_bucket(Bucket=self.bucket)
         except self._errors as exc:
+            if is_access_denied(exc):  # another account's bucket: it exists, as far as we know
+                check.confirmed_at = float("inf")
+                return
             kind = self._fail(exc, operation, key, NOT_FOUND)  # other failures: BackendError
             assert kind == NOT_FOUND
             raise BackendError(

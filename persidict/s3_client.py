@@ -42,6 +42,7 @@ __all__ = [
     "endpoint_capabilities",
     "endpoint_of",
     "forbid_conditional_retries",
+    "is_access_denied",
     "is_unsent",
     "make_s3_client",
     "may_have_landed",
@@ -216,7 +217,8 @@ def may_have_landed(exc: BaseException) -> bool:
     return True  # no answer at all
 
 
-def _is_access_denied(exc: BaseException | None) -> bool:
+def is_access_denied(exc: BaseException | None) -> bool:
+    """True for a 403 / AccessDenied answer."""
     response = getattr(exc, "response", None)
     if not isinstance(response, dict):
         return False
@@ -290,7 +292,7 @@ def endpoint_capabilities(client: Any, bucket: str, root_prefix: str) -> S3Capab
             try:
                 caps = _probe(client, bucket, root_prefix)
             except BackendError as exc:
-                if not _is_access_denied(exc.__cause__):
+                if not is_access_denied(exc.__cause__):
                     raise  # the endpoint is unreachable: so is the operation; probe later
                 # Credentials that may not write/delete probe objects (a narrow policy):
                 # trust the endpoint, as every current S3 implementation enforces them.

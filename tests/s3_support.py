@@ -252,6 +252,7 @@ class FaultProxy:
         self.lose_answer_once: str | None = None
         self.truncate_gets = 0  # cut off the body of this many GET answers half-way
         self.fault_paths: str | None = None  # if set, faults apply only to paths containing it
+        self.fault_if: Callable[[str, str], bool] | None = None  # (method, path) -> fault it?
         self.requests = 0
         self.drop_request_once: str | None = None
         self.on_fault: Callable[[], Any] | None = None
@@ -288,6 +289,8 @@ class FaultProxy:
                     proxy.requests += 1
                     mode = proxy.mode
                     if proxy.fault_paths is not None and proxy.fault_paths not in self.path:
+                        mode = "forward"
+                    if proxy.fault_if is not None and not proxy.fault_if(self.command, self.path):
                         mode = "forward"
                     lose = proxy.lose_answer_once == self.command
                     if lose:

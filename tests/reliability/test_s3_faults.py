@@ -308,3 +308,16 @@ def test_endpoint_that_never_answers(aws_env: None) -> None:
         backend = S3Backend(client=make_client(url), bucket="pd-x")
         err = expect_backend_error(lambda: backend.read(("k",)), bound=120.0)
         assert err.operation == "read"
+
+
+def test_head_404_with_bucket_check_denied(aws_env: None, moto_server: str) -> None:
+    """Credentials that may not HeadBucket (another account's bucket) still answer "absent"."""
+    with FaultProxy(moto_server) as proxy:
+        d: BasicS3Dict[Any] = BasicS3Dict(
+            bucket_name=new_bucket_name(), endpoint_url=proxy.url, root_prefix="x")
+        proxy.mode = "403"
+        proxy.fault_if = lambda method, path: method == "HEAD" and path.count("/") == 1
+        assert "missing" not in d
+        before = proxy.requests
+        assert "missing" not in d
+        assert proxy.requests - before == 1  # never asked again
