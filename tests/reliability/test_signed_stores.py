@@ -175,3 +175,15 @@ def test_persistent_cache_signs_its_results(tmp_path: Path) -> None:
     assert not marker.exists()
     with pytest.raises(ValueError, match="signing_key"):
         persistent_cache(store=FileDirDict(base_dir=tmp_path / "x"), signing_key=KEY)
+
+
+def test_big_values_are_signed_too(tmp_path: Path) -> None:
+    """Big values, which unsigned stores stream to and from their files, are signed as well."""
+    d: FileDirDict[Any] = FileDirDict(base_dir=tmp_path / "s", signing_key=KEY)
+    big = b"\1" * (5 << 20)
+    d["big"] = big
+    assert d["big"] == big
+    path = the_file(d, ("big",))
+    assert path.read_bytes().startswith(MAGIC)
+    path.write_bytes(pickle.dumps(Planted(tmp_path / "ran")))
+    expect_refused(lambda: d["big"], ("big",), tmp_path / "ran")
