@@ -332,7 +332,7 @@ class BackendDict(PersiDict[ValueType]):
         if self._backend.insert_before_stat and check_condition(
                 condition, expected_etag, ITEM_NOT_AVAILABLE):
             try:
-                payload = self._encode(default_value)
+                payload = self._encode(default_value, k)
             except Exception:  # checked again (and raised) below only if the key is absent
                 payload = _UNENCODED
             else:
