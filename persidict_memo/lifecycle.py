@@ -228,7 +228,9 @@ def prune_calls(
     if not isinstance(dry_run, bool):
         raise TypeError(f"dry_run must be a bool, got {dry_run!r}")
     now = time.time()
-    live = now - lease_grace
+    # A lease younger than the grace is live; one second more for stores whose timestamps are
+    # whole seconds (S3's LastModified), so a live lease never looks a second older than it is.
+    live = now - lease_grace - 1.0
     fill_sizes(layout.rs, calls)
 
     stored = sorted(

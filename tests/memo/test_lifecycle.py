@@ -147,7 +147,7 @@ def test_keep_versions_keeps_the_newest_code(store: Any) -> None:
 
 
 def test_live_leases_are_never_pruned_stale_ones_go(store: Any) -> None:
-    f = make(store, lease_timeout=1.0)
+    f = make(store, lease_timeout=2.0)
     f(1)
     f(2)
     background.flush()
@@ -161,7 +161,7 @@ def test_live_leases_are_never_pruned_stale_ones_go(store: Any) -> None:
     assert live in rs.leases
     orphan = (*f.cache_key(3)[:-1], "f" * 32)
     rs.meta[rs.meta_key(orphan)] = "{}"  # metadata of a result that never came
-    time.sleep(2.4)  # neither was refreshed: stale now
+    time.sleep(3.4)  # neither was refreshed: stale now (grace 2 s + 1 s for whole-second stores)
     report = f.cache_prune(max_entries=0)
     assert (report.removed, report.kept) == (0, 0)
     assert live not in rs.leases
