@@ -375,12 +375,14 @@ def render_memory(rows: list[dict[str, Any]]) -> str:
 # -------------------------------------------------------------------------------------- S3
 
 def bench_s3(n: int, repeats: int) -> list[Row]:
+    import logging
     from concurrent.futures import ThreadPoolExecutor
 
     from persidict import BasicS3Dict
     from persidict.s3_backend import READ_MANY_WORKERS
     from tests.s3_support import DUMMY_CREDENTIALS, make_client, start_moto_server
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log line per request
     os.environ.update(DUMMY_CREDENTIALS)
     server, url = start_moto_server()
     try:
