@@ -391,3 +391,33 @@ class FaultProxy:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=10)
+
+
+class S3Calls:
+    """The S3 API calls a boto3 client makes, by operation name (botocore's ``before-call``).
+
+    ``this_thread_only`` keeps the calls of the thread that created the recorder (a caller's
+    critical path, not a housekeeping thread's); operations named in ``skip`` are left out.
+    """
+
+    def __init__(
+        self, client: Any, *, this_thread_only: bool = False, skip: frozenset[str] = frozenset()
+    ) -> None:
+        self.names: list[str] = []
+        self._client = client
+        self._thread = threading.get_ident() if this_thread_only else None
+        self._skip = skip
+        client.meta.events.register("before-call.s3.*", self._on_call)
+
+    def _on_call(self, model: Any, **_: Any) -> None:
+        if self._thread in (None, threading.get_ident()) and model.name not in self._skip:
+            self.names.append(model.name)
+
+    def of(self, action: Callable[[], Any]) -> list[str]:
+        """The calls ``action()`` makes."""
+        self.names.clear()
+        action()
+        return list(self.names)
+
+    def close(self) -> None:
+        self._client.meta.events.unregister("before-call.s3.*", self._on_call)

@@ -28,6 +28,7 @@ from persidict import FileDirDict, LocalDict
 from persidict_memo import CacheStoreWarning, persistent_cache
 from persidict_memo.leases import LeaseRecord
 from persidict_memo.memoizer import QUICK_STREAK
+from tests.s3_support import S3Calls
 
 
 def token_maker(store: Any, runs: list[str], delay: float = 0.0) -> Any:
@@ -257,28 +258,10 @@ def test_async_waiters_across_loops_wait_for_the_store_lease(tmp_path: Path) -> 
 # -------------------------------------------------------------------------- S3 requests
 
 
-class Calls:
-    """S3 API calls a client makes from this thread, by operation name (botocore's
-    ``before-call`` event): the caller's critical path, not the housekeeping thread's."""
-
-    def __init__(self, client: Any) -> None:
-        self.names: list[str] = []
-        self.client = client
-        self.thread = threading.get_ident()
-        client.meta.events.register("before-call.s3.*", self._on_call)
-
-    def _on_call(self, model: Any, **_: Any) -> None:
-        # HeadBucket: the bucket check behind a HEAD 404 (at most one per 2 s), not per call.
-        if threading.get_ident() == self.thread and model.name != "HeadBucket":
-            self.names.append(model.name)
-
-    def close(self) -> None:
-        self.client.meta.events.unregister("before-call.s3.*", self._on_call)
-
-
 @pytest.fixture
-def s3_calls(s3_http: Any) -> Iterator[Calls]:
-    calls = Calls(s3_http.client)
+def s3_calls(s3_http: Any) -> Iterator[S3Calls]:
+    # HeadBucket: the bucket check behind a HEAD 404 (at most one per 2 s), not per call.
+    calls = S3Calls(s3_http.client, this_thread_only=True, skip=frozenset({"HeadBucket"}))
     yield calls
     calls.close()
 
@@ -291,7 +274,7 @@ def beyond_result_put(names: list[str]) -> list[str]:
 
 @pytest.mark.s3
 @pytest.mark.parametrize("kind", ["basic", "cached"])
-def test_s3_request_counts(s3_http: Any, s3_calls: Calls, tmp_path: Path, kind: str) -> None:
+def test_s3_request_counts(s3_http: Any, s3_calls: S3Calls, tmp_path: Path, kind: str) -> None:
     def store(name: str) -> Any:
         if kind == "basic":
             return s3_http.basic_store(root_prefix="req")

@@ -9,46 +9,26 @@ sends nothing, shares the client and creates no local directory.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from persidict import DELETE_CURRENT, S3Dict
-from tests.s3_support import S3Target
+from tests.s3_support import S3Calls, S3Target
 
 pytestmark = pytest.mark.s3
 
 
-class Calls:
-    """The S3 API calls a client makes, by operation name (botocore's ``before-call``)."""
-
-    def __init__(self, client: Any) -> None:
-        self.names: list[str] = []
-        self._client = client
-        client.meta.events.register("before-call.s3.*", self._on_call)
-
-    def _on_call(self, model: Any, **_: Any) -> None:
-        self.names.append(model.name)
-
-    def of(self, action: Callable[[], Any]) -> list[str]:
-        self.names.clear()
-        action()
-        return list(self.names)
-
-    def close(self) -> None:
-        self._client.meta.events.unregister("before-call.s3.*", self._on_call)
-
-
 @pytest.fixture
-def calls(s3_target: S3Target) -> Iterator[Calls]:
-    c = Calls(s3_target.client)
+def calls(s3_target: S3Target) -> Iterator[S3Calls]:
+    c = S3Calls(s3_target.client)
     yield c
     c.close()
 
 
-def test_mutable_s3dict_requests(s3_target: S3Target, calls: Calls, tmp_path: Path) -> None:
+def test_mutable_s3dict_requests(s3_target: S3Target, calls: S3Calls, tmp_path: Path) -> None:
     d: S3Dict[Any] = s3_target.cached_store(root_prefix="req", base_dir=str(tmp_path))
     d["probe"] = 0
     d.transform_item("probe", transformer=lambda v: v)  # the endpoint probe, once
@@ -85,7 +65,7 @@ def test_s3dict_set_then_outside_change_is_seen(s3_target: S3Target, tmp_path: P
 
 
 def test_append_only_warm_read_sends_nothing(
-    s3_target: S3Target, calls: Calls, tmp_path: Path
+    s3_target: S3Target, calls: S3Calls, tmp_path: Path
 ) -> None:
     d: S3Dict[Any] = s3_target.cached_store(root_prefix="ao", base_dir=str(tmp_path),
                                             append_only=True)
@@ -95,7 +75,7 @@ def test_append_only_warm_read_sends_nothing(
 
 
 def test_s3dict_subdict_sends_nothing_and_makes_no_directory(
-    s3_target: S3Target, calls: Calls, tmp_path: Path
+    s3_target: S3Target, calls: S3Calls, tmp_path: Path
 ) -> None:
     d: S3Dict[Any] = s3_target.cached_store(root_prefix="top", base_dir=str(tmp_path))
     before = sorted(p for p, _, _ in os.walk(tmp_path))
