@@ -47,7 +47,8 @@ def plot(record: dict[str, Any], out: Path) -> None:
             ax.barh(y, ratio, height=height * 0.9, color=COLORS[j % len(COLORS)],
                     label=name if i == 0 or name not in ax.get_legend_handles_labels()[1]
                     else None)
-            ax.text(ratio * 1.04, y, f"{ratio:.2f}x", va="center", fontsize=7)
+            ax.text(ratio * 1.04, y, f"{ratio:.2f}x" if ratio >= 0.01 else f"{ratio:.1e}x",
+                    va="center", fontsize=7)
             first = next(iter(row["ratios"]))
             if name == first and row.get("target"):
                 ax.plot([row["target"]] * 2, [y - height / 2, y + height / 2], color="black",
