@@ -1,7 +1,9 @@
 """``python -m persidict``: a short tour of a FileDirDict on the local disk, with timings.
 
-Usage: ``python -m persidict [--dir PATH] [--n N]``. By default the store lives in a fresh
-temporary directory that is removed afterwards; with ``--dir`` it is kept for inspection.
+Usage: ``python -m persidict [--dir PATH] [--n N]`` (also ``persidict demo``). By default the
+store lives in a fresh temporary directory that is removed afterwards; with ``--dir`` it is kept
+for inspection. With a command, ``python -m persidict ls|du|get|cleanup ...`` is the
+``persidict`` command line (:mod:`persidict.cli`).
 """
 
 from __future__ import annotations
@@ -61,4 +63,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from persidict.cli import main as cli_main  # no command (or only --dir/--n): this demo
+
+    raise SystemExit(cli_main())

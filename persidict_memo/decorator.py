@@ -8,17 +8,19 @@ classmethods, staticmethods), pickles by reference like it, and adds the inspect
 
 from __future__ import annotations
 
+import datetime
 import inspect
 import types
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any, Final, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Final, ParamSpec, TypeVar, overload
 
 import wrapt
 
 from persidict import PersiDict
 
-from . import engines
+from . import engines, refresh
+from .lifecycle import positive_seconds
 from .memoizer import DEFAULT_MEMORY_BYTES, CacheInfo, Memoizer, StoreErrorPolicy
 from .stores import check_store
 from .toolkit import CacheToolkit
@@ -45,7 +47,7 @@ def _plain_function(target: Any) -> Callable[..., Any]:
     return func  # type: ignore[no-any-return]
 
 
-class _CacheMethods(CacheToolkit, Generic[P, R]):
+class _CacheMethods(CacheToolkit[P, R]):
     """The inspection methods shared by the unbound and the bound wrappers.
 
     Each takes the arguments of a call, exactly as the decorated callable would.
@@ -191,6 +193,9 @@ class CachedFunction(_CacheMethods[P, R], wrapt.FunctionWrapper[P, R]):
 
 def _wrapper_for(memo: Memoizer, is_async: bool) -> Callable[..., Any]:
     """The wrapt wrapper function: binds the call, then hands it to the memoizer."""
+    expiry = refresh.expiry_of(memo)
+    if expiry is not None:  # max_age: expired results are refreshed (see refresh.py)
+        return expiry.async_wrapper if is_async else expiry.sync_wrapper
 
     def sync_wrapper(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -230,6 +235,7 @@ def persistent_cache(
     memory_bytes: int = DEFAULT_MEMORY_BYTES,
     hashers: Mapping[type, Callable[[Any], Any]] | None = None,
     signing_key: bytes | str | None = None,
+    max_age: float | datetime.timedelta | None = None,
 ) -> Callable[[Callable[P, R]], CachedFunction[P, R]]: ...
 
 
@@ -248,6 +254,7 @@ def persistent_cache(
     memory_bytes: int = DEFAULT_MEMORY_BYTES,
     hashers: Mapping[type, Callable[[Any], Any]] | None = None,
     signing_key: bytes | str | None = None,
+    max_age: float | datetime.timedelta | None = None,
 ) -> Any:
     """Cache a function's results persistently, content-addressed, shareable across processes.
 
@@ -283,6 +290,9 @@ def persistent_cache(
             URL or the default) and refuse unsigned or tampered ones (see
             :doc:`/reliability`); ``None`` takes ``$PERSIDICT_SIGNING_KEY`` if set. For a
             PersiDict ``store``, give the key to that store instead.
+        max_age: seconds (or a timedelta) after which a stored result is a miss: it is
+            recomputed and replaces the old one atomically, once across processes (leases
+            apply). None: results never expire.
 
     Raises:
         TypeError: for generator functions, classes and other non-functions, and bad options.
@@ -306,6 +316,7 @@ def persistent_cache(
         "memory_bytes": memory_bytes,
         "hashers": hashers,
         "signing_key": signing_key,
+        "max_age": positive_seconds(max_age, "max_age"),
     }
 
     def decorate(target: Any) -> Any:
@@ -324,7 +335,10 @@ def make_cached(
             f"persistent_cache cannot cache the generator function {plain.__qualname__}: "
             "its result is consumed lazily and cannot be stored. Return a list instead."
         )
-    memo = Memoizer(plain, store=store, **options)
+    max_age = options.get("max_age")
+    memo = Memoizer(plain, store=store, **{k: v for k, v in options.items() if k != "max_age"})
+    if max_age is not None:
+        refresh.expire(memo, max_age)
     is_async = inspect.iscoroutinefunction(plain)
     return CachedFunction(target, memo, is_async, store=store, options=options, origin=origin)
 

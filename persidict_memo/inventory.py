@@ -1,15 +1,16 @@
-"""One listing of everything stored under a key prefix: results, metadata and leases together.
+"""One listing of everything stored under a key prefix: results and metadata records together.
 
-The cache keeps three siblings per call (see :mod:`persidict_memo.stores`). Listing each sibling
-store on its own walks the same directory (or S3 prefix) three times; the lifecycle tools
-(``cache_entries``, ``cache_prune``, ``cache_clear``, ``map``'s bulk lookup) instead read the
-layout once:
+The cache keeps two siblings per call (see :mod:`persidict_memo.stores`): the result and its
+metadata record, which is the call's lease while the result is being computed or refreshed.
+Listing each sibling store on its own walks the same directory (or S3 prefix) twice; the
+lifecycle tools (``cache_entries``, ``cache_prune``, ``cache_clear``, ``map``'s bulk lookup)
+instead read the layout once:
 
 * a :class:`~persidict.FileDirDict` family: one ``os.scandir`` walk of the prefix's directory;
 * :class:`~persidict.BasicS3Dict` / :class:`~persidict.S3Dict`: one paginated
   ``ListObjectsV2`` of the prefix (1,000 objects a request), and deletions in batches of 1,000
   (``DeleteObjects``); an ``S3Dict``'s local copies are removed with them;
-* any other store: the three sibling stores listed through the PersiDict API.
+* any other store: the two sibling stores listed through the PersiDict API.
 
 Each layout also removes items in bulk, so clearing a function costs about what ``rm -r`` of its
 folder costs.
@@ -19,22 +20,22 @@ from __future__ import annotations
 
 import os
 import time
+import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 import persidict
-from persidict.file_backend import TEMP_PREFIX
+from persidict.file_backend import STALE_TEMP_AGE, TEMP_PREFIX
 from persidict.keys import sign_component, unsign_component
 
 from .stores import ResultStore
 
 __all__ = ["Item", "Layout", "layout_of"]
 
-Kind = Literal["result", "meta", "lease"]
+Kind = Literal["result", "meta"]
 _DELETE_BATCH: Final = 1000
 _META: Final = "meta"
-_LEASE: Final = "lease"
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class Item:
 
     Attributes:
         key: the key of the call it belongs to (the result's key, without any suffix).
-        kind: ``"result"``, ``"meta"`` or ``"lease"``.
+        kind: ``"result"`` or ``"meta"`` (a metadata record, or the lease in its place).
         mtime: POSIX time of its last write.
         size: bytes stored, when the listing tells (files and S3 do).
     """
@@ -55,7 +56,7 @@ class Item:
 
 
 class Layout:
-    """Lists and removes the results, metadata and leases under a prefix (generic version)."""
+    """Lists and removes the results and metadata records under a prefix (generic version)."""
 
     def __init__(self, rs: ResultStore) -> None:
         self.rs = rs
@@ -68,17 +69,12 @@ class Layout:
                 last = key[-1]
                 if last.endswith("~meta"):
                     yield Item((*key[:-1], last[:-5]), "meta", mtime, None)
-                elif last.endswith("~lease"):
-                    yield Item((*key[:-1], last[:-6]), "lease", mtime, None)
                 else:
                     yield Item(key, "result", mtime, None)
             return
-        # (leases now live in the metadata records: rs.leases is rs.meta, listed once)
-        leases = rs.leases if rs.leases is not rs.meta else None
-        for kind, store in (("result", rs.results), ("meta", rs.meta), ("lease", leases)):
-            if store is not None:
-                for key, mtime in _keys_and_times(store, prefix):
-                    yield Item(key, kind, mtime, None)  # type: ignore[arg-type]
+        for kind, store in (("result", rs.results), ("meta", rs.meta)):
+            for key, mtime in _keys_and_times(store, prefix):
+                yield Item(key, kind, mtime, None)  # type: ignore[arg-type]
 
     def remove(self, items: Iterable[Item]) -> int:
         """Delete these items (best effort); return how many results were deleted."""
@@ -87,15 +83,20 @@ class Layout:
         for item in items:
             if item.kind == "result":
                 removed += bool(rs.admin.discard(item.key))
-            elif item.kind == "meta":
+            else:
                 rs.meta.discard(rs.meta_key(item.key))
-            elif rs.leases is not None:
-                rs.leases.discard(rs.lease_key(item.key))
         return removed
 
     def clear(self, prefix: tuple[str, ...]) -> int:
         """Delete everything under ``prefix``; return how many results were deleted."""
         return self.remove(list(self.scan(prefix)))
+
+    def forget(self, key: tuple[str, ...]) -> bool:
+        """Delete one call's result and metadata record; whether a result was there."""
+        rs = self.rs
+        removed = bool(rs.admin.discard(key))
+        rs.meta.discard(rs.meta_key(key))
+        return removed
 
 
 def _keys_and_times(store: Any, prefix: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], float]]:
@@ -111,19 +112,29 @@ def _keys_and_times(store: Any, prefix: tuple[str, ...]) -> Iterator[tuple[tuple
 
 
 class _FileLayout(Layout):
-    """A FileDirDict family: ``<digest>.pkl``, ``.meta`` and ``.lease`` side by side."""
+    """A FileDirDict family: ``<digest>.pkl`` and ``<digest>.meta`` side by side."""
 
     def __init__(self, rs: ResultStore, base: Any) -> None:
         super().__init__(rs)
         self.kinds: dict[str, Kind] = {
-            base.serialization_format: "result", _META: "meta", _LEASE: "lease"
+            base.serialization_format: "result", _META: "meta"
         }
         self.digest_len: int = base.digest_len
         self.base_dir: str = base.base_dir
+        self._root: str | None = None
+        self._checked: dict[str, bool] = {}
 
     def _dir(self, prefix: tuple[str, ...]) -> str:
         n = self.digest_len
         return os.path.join(self.base_dir, *(sign_component(c, n) for c in prefix))
+
+    def _inside(self, path: str) -> bool:
+        """Whether ``path`` really is under base_dir (no planted symlink leads elsewhere)."""
+        root = self._root
+        if root is None:
+            root = self._root = os.path.realpath(self.base_dir)
+        real = os.path.realpath(path)
+        return real == root or real.startswith(root + os.sep)
 
     def _walk(
         self, prefix: tuple[str, ...], dirs: list[str] | None = None
@@ -133,7 +144,10 @@ class _FileLayout(Layout):
         The directories walked are appended to ``dirs``, parents before children.
         """
         n, kinds = self.digest_len, self.kinds
-        stack = [(self._dir(prefix), prefix)]
+        start = self._dir(prefix)
+        if not self._inside(start):  # walked: directories only, never a symlink below
+            return
+        stack = [(start, prefix)]
         while stack:
             path, key = stack.pop()
             try:
@@ -177,8 +191,14 @@ class _FileLayout(Layout):
     def remove(self, items: Iterable[Item]) -> int:
         removed = 0
         parents: set[str] = set()
+        checked: dict[str, bool] = {}
         for item in items:
             path = self._path(item)
+            parent = os.path.dirname(path)
+            if parent not in checked:
+                checked[parent] = self._inside(parent)
+            if not checked[parent]:
+                continue
             try:
                 os.unlink(path)
             except OSError:
@@ -192,10 +212,38 @@ class _FileLayout(Layout):
                 pass
         return removed
 
+    def forget(self, key: tuple[str, ...]) -> bool:
+        """Two unlinks (result, metadata) and the shard directory if it emptied; no stat."""
+        result = self._path(Item(key, "result", 0.0, None))
+        parent = os.path.dirname(result)
+        inside = self._checked.get(parent)
+        if inside is None:
+            if len(self._checked) >= 4096:
+                self._checked.clear()
+            inside = self._checked[parent] = self._inside(parent)
+        if not inside:
+            return False
+        try:
+            os.unlink(result)
+            removed = True
+        except FileNotFoundError:
+            removed = False
+        except OSError:
+            return super().forget(key)  # let the store report what is wrong
+        try:
+            os.unlink(self._path(Item(key, "meta", 0.0, None)))
+        except OSError:
+            pass
+        try:
+            os.rmdir(parent)  # only if it emptied, as the store's own deletes do
+        except OSError:
+            pass
+        return removed
+
     def clear(self, prefix: tuple[str, ...]) -> int:
         """One walk unlinking our files (and stale temp files), then the emptied directories."""
         removed = 0
-        stale = time.time() - 3600.0
+        stale = time.time() - STALE_TEMP_AGE
         dirs: list[str] = []
         for path, item in self._walk(prefix, dirs):
             if item is None:
@@ -220,7 +268,7 @@ class _FileLayout(Layout):
 
 
 class _S3Layout(Layout):
-    """S3 (``BasicS3Dict`` or ``S3Dict``): ``<root>/<key>.pkl``, ``.meta``, ``.lease``."""
+    """S3 (``BasicS3Dict`` or ``S3Dict``): ``<root>/<key>.pkl`` and ``<root>/<key>.meta``."""
 
     def __init__(self, rs: ResultStore, base: Any) -> None:
         super().__init__(rs)
@@ -230,7 +278,7 @@ class _S3Layout(Layout):
         self.bucket: str = s3.bucket_name
         self.root: str = s3.root_prefix
         self.kinds: dict[str, Kind] = {
-            base.serialization_format: "result", _META: "meta", _LEASE: "lease"
+            base.serialization_format: "result", _META: "meta"
         }
         self.local: _FileLayout | None = None
         if base is not s3:  # S3Dict: the local copies live under base_dir/bucket/root...
@@ -306,8 +354,18 @@ class _S3Layout(Layout):
                     pass
 
 
+_LAYOUTS: weakref.WeakKeyDictionary[ResultStore, Layout] = weakref.WeakKeyDictionary()
+
+
 def layout_of(rs: ResultStore) -> Layout:
-    """The fastest layout that knows how ``rs`` stores its siblings."""
+    """The fastest layout that knows how ``rs`` stores its siblings (one per store)."""
+    layout = _LAYOUTS.get(rs)
+    if layout is None:
+        layout = _LAYOUTS[rs] = _make_layout(rs)
+    return layout
+
+
+def _make_layout(rs: ResultStore) -> Layout:
     base = rs.base
     if rs.meta is not rs.results:
         if isinstance(base, persidict.FileDirDict):

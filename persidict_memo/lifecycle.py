@@ -2,13 +2,15 @@
 
 Everything here starts from one listing of a key prefix (:mod:`persidict_memo.inventory`), which
 gives each stored result its size and time of writing without reading it. Metadata records are
-read only where their content is shown (:func:`entries`).
+read only where their content is shown (:func:`entries`), and by a prune for the records written
+within the lease grace, which may be leases.
 
-Pruning never touches a call whose lease is live (it is being computed, published or recomputed
-right now), and removes a result together with its metadata and any stale lease, so no result is
-left half-removed. Metadata and leases left without a result (a crashed writer) go once they are
-older than the lease grace.
-"""
+A call's lease lives in its metadata record (see :mod:`persidict_memo.leases`). Pruning never
+touches a call whose record is a live lease (it is being computed, published or refreshed right
+now); it removes a result together with its metadata record, the record first, so a caller
+arriving in between finds the result and never takes a lease that the prune would then delete.
+Records left without a result (a crashed writer's lease, metadata of a vanished result) go once
+they are older than the lease grace."""
 
 from __future__ import annotations
 
@@ -20,9 +22,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from . import background
+from . import background, progress
 from .call_keys import SCHEME
 from .inventory import Item, Layout, layout_of
+from .leases import LeaseRecord
 from .metadata import parse_metadata
 from .stores import ResultStore, open_store
 
@@ -106,18 +109,22 @@ class FunctionSummary:
 
 @dataclass
 class Call:
-    """Everything stored for one call: its result, metadata and lease (each may be missing)."""
+    """Everything stored for one call: its result and its metadata record (either may be
+    missing; the record is the call's lease while it is being computed or refreshed)."""
 
     result: Item | None = None
     meta: Item | None = None
-    lease: Item | None = None
     items: list[Item] = field(default_factory=list)
 
 
-def scan_calls(layout: Layout, prefix: tuple[str, ...]) -> dict[tuple[str, ...], Call]:
-    """The calls stored under ``prefix``, from one listing."""
+def scan_calls(
+    layout: Layout, prefix: tuple[str, ...], bar: progress.Bar | None = None
+) -> dict[tuple[str, ...], Call]:
+    """The calls stored under ``prefix``, from one listing (each object counted on ``bar``)."""
     calls: dict[tuple[str, ...], Call] = {}
     for item in layout.scan(prefix):
+        if bar is not None:
+            bar.update()
         call = calls.get(item.key)
         if call is None:
             call = calls[item.key] = Call()
@@ -137,6 +144,14 @@ def seconds_of(value: float | datetime.timedelta | None, name: str) -> float | N
     if not value >= 0:
         raise ValueError(f"{name} must not be negative, got {value!r}")
     return float(value)
+
+
+def positive_seconds(value: float | datetime.timedelta | None, name: str) -> float | None:
+    """Like :func:`seconds_of`, but zero is refused too (ValueError)."""
+    seconds = seconds_of(value, name)
+    if seconds is not None and not seconds > 0:
+        raise ValueError(f"{name} must be a positive duration, got {value!r}")
+    return seconds
 
 
 def _count(value: int | None, name: str) -> int | None:
@@ -228,8 +243,8 @@ def prune_calls(
     if not isinstance(dry_run, bool):
         raise TypeError(f"dry_run must be a bool, got {dry_run!r}")
     now = time.time()
-    # A lease younger than the grace is live; one second more for stores whose timestamps are
-    # whole seconds (S3's LastModified), so a live lease never looks a second older than it is.
+    # A record younger than the grace may be a live lease; one second more for stores whose
+    # timestamps are whole seconds (S3's LastModified), so it never looks older than it is.
     live = now - lease_grace - 1.0
     fill_sizes(layout.rs, calls)
 
@@ -238,7 +253,6 @@ def prune_calls(
         key=lambda kc: kc[1].result.mtime,  # type: ignore[union-attr]
     )
     doomed: set[tuple[str, ...]] = set()
-    protected = {key for key, c in stored if c.lease is not None and c.lease.mtime >= live}
     if age is not None:
         doomed |= {key for key, c in stored if c.result.mtime < now - age}  # type: ignore[union-attr]
     if keep_versions is not None:
@@ -251,8 +265,12 @@ def prune_calls(
             ranked.setdefault(version[:3], []).append(version)
         kept_versions = {v for versions in ranked.values() for v in versions[:keep_versions]}
         doomed |= {key for key, _ in stored if key[:4] not in kept_versions}
+    limits = max_entries is not None or max_bytes is not None
+    protected = _live_leases(
+        layout.rs, calls, [k for k, _ in stored if limits or k in doomed], live
+    )
     doomed -= protected
-    if max_entries is not None or max_bytes is not None:
+    if limits:
         rest = [(key, c) for key, c in stored if key not in doomed]
         count = len(rest)
         size = sum(_result_size(c) for _, c in rest)
@@ -268,13 +286,12 @@ def prune_calls(
             size -= _result_size(c)
 
     to_remove: list[Item] = []
-    for key in doomed:
-        to_remove.extend(calls[key].items)
-    for key, c in calls.items():  # leftovers of crashed writers
+    for key in doomed:  # the metadata record first: a result never outlives it half-removed
+        call = calls[key]
+        to_remove.extend(sorted(call.items, key=lambda i: i.kind != "meta"))
+    for c in calls.values():  # leftovers of crashed writers: records without a result
         if c.result is None:
             to_remove.extend(i for i in c.items if i.mtime < live)
-        elif key not in doomed and c.lease is not None and c.lease.mtime < live:
-            to_remove.append(c.lease)
     freed = sum(_result_size(calls[k]) for k in doomed)
     freed += sum(i.size or 0 for i in to_remove if i.kind != "result")
     if not dry_run and to_remove:
@@ -283,6 +300,31 @@ def prune_calls(
         removed=len(doomed), freed_bytes=freed, kept=len(stored) - len(doomed), dry_run=dry_run
     )
     return report, sorted(doomed)
+
+
+def _live_leases(
+    rs: ResultStore,
+    calls: dict[tuple[str, ...], Call],
+    keys: list[tuple[str, ...]],
+    live: float,
+) -> set[tuple[str, ...]]:
+    """The calls among ``keys`` whose metadata record is a live lease (a refresh, or an S3
+    result whose metadata write is pending): only records written since ``live`` are read."""
+    suspects = [k for k in keys if (m := calls[k].meta) is not None and m.mtime >= live]
+    if not suspects:
+        return set()
+
+    def is_lease(key: tuple[str, ...]) -> bool:
+        try:
+            return LeaseRecord.from_text(rs.meta[rs.meta_key(key)]) is not None
+        except KeyError:
+            return False
+        except Exception:  # cannot tell: keep the call
+            return True
+
+    with ThreadPoolExecutor(max_workers=min(_META_THREADS, len(suspects))) as pool:
+        leases = pool.map(is_lease, suspects)
+        return {k for k, lease in zip(suspects, leases, strict=True) if lease}
 
 
 def fill_sizes(rs: ResultStore, calls: dict[tuple[str, ...], Call]) -> None:
@@ -331,9 +373,13 @@ def list_functions(store: object) -> list[FunctionSummary]:
     Returns:
         One :class:`FunctionSummary` per function, sorted by module and qualified name.
     """
+    return functions_in(_open(store))
+
+
+def functions_in(rs: ResultStore, bar: progress.Bar | None = None) -> list[FunctionSummary]:
+    """:func:`list_functions` of an opened store (listed objects counted on ``bar``)."""
     background.flush()
-    rs = _open(store)
-    calls = scan_calls(layout_of(rs), (SCHEME,))
+    calls = scan_calls(layout_of(rs), (SCHEME,), bar)
     fill_sizes(rs, calls)
     return summarize(calls)
 
@@ -382,12 +428,30 @@ def prune(
     Raises:
         TypeError, ValueError: for invalid options.
     """
+    return prune_store(
+        _open(store),
+        older_than=older_than,
+        max_bytes=max_bytes,
+        keep_versions=keep_versions,
+        dry_run=dry_run,
+    )
+
+
+def prune_store(
+    rs: ResultStore,
+    *,
+    older_than: float | datetime.timedelta | None = None,
+    max_bytes: int | None = None,
+    keep_versions: int | None = None,
+    dry_run: bool = False,
+    bar: progress.Bar | None = None,
+) -> PruneReport:
+    """:func:`prune` of an opened store (listed objects counted on ``bar``)."""
     background.flush()
-    rs = _open(store)
     layout = layout_of(rs)
     report, _ = prune_calls(
         layout,
-        scan_calls(layout, (SCHEME,)),
+        scan_calls(layout, (SCHEME,), bar),
         older_than=older_than,
         max_bytes=max_bytes,
         keep_versions=keep_versions,

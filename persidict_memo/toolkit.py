@@ -8,8 +8,8 @@ here is a thin front for :mod:`~persidict_memo.lifecycle`, :mod:`~persidict_memo
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar
 
 from . import lifecycle
 
@@ -18,9 +18,15 @@ if TYPE_CHECKING:
 
 __all__ = ["CacheToolkit"]
 
+P = ParamSpec("P")
+R = TypeVar("R")
 
-class CacheToolkit:
-    """See, size, prune, refresh and batch-run the cache of one function."""
+
+class CacheToolkit(Generic[P, R]):
+    """See, size, prune, refresh and batch-run the cache of one function.
+
+    Generic like the cached function: ``P`` its parameters, ``R`` its result type.
+    """
 
     _self_memo: Memoizer
 
@@ -90,3 +96,58 @@ class CacheToolkit:
         if not dry_run:
             memo.drop_remembered(removed)
         return report
+
+    def recompute(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Compute a call now and replace its stored result; return the new result.
+
+        The replacement is atomic: other readers see the old result or the new one, never
+        none. The metadata is replaced too. Of an ``async def`` function, this returns the
+        coroutine to await, as calling it does.
+        """
+        from . import refresh
+
+        result: R = refresh.recompute(self, self._self_memo, args, kwargs)
+        return result
+
+    def map(
+        self,
+        iterable: Iterable[Any],
+        *,
+        n_jobs: int | None = None,
+        backend: Literal["loky", "threading", "ray"] | Any = None,
+        progress: bool | None = None,
+        unpack: bool = False,
+    ) -> list[R]:
+        """Call the function on every item; results in input order.
+
+        What is already stored is found first, in bulk (one listing of the function's prefix,
+        not a request per item); only the misses are computed: in this process when ``n_jobs``
+        is None or 1, else in parallel on ``backend``. Workers share the store and its leases,
+        so each call is still computed once across processes and machines.
+
+        Args:
+            iterable: the items. Each is one argument, or with ``unpack=True`` a tuple of
+                positional arguments or an ``(args, kwargs)`` pair (a 2-tuple of a tuple or
+                list and a dict is read as such a pair).
+            n_jobs: parallel workers for the misses (``-1``: one per core).
+            backend: ``"loky"`` (the default: joblib's process pool), ``"threading"``, a
+                ``dask.distributed.Client`` (its workers run the misses, whatever ``n_jobs``
+                says), or ``"ray"`` (``ray.init`` is called if needed).
+            progress: a progress bar over the misses (tqdm): None shows it on a terminal or in a
+                notebook when the work takes more than about a second; True / False force it.
+            unpack: see ``iterable``.
+
+        Returns:
+            The results, in the order of the items.
+
+        Raises:
+            Exception: when items failed, once the others finished: the exception of the first
+                failing item (in input order), with a note naming the item.
+            TypeError: for an item whose arguments cannot be hashed (before anything runs).
+        """
+        from . import batch
+
+        results: list[R] = batch.run_map(
+            self, iterable, n_jobs=n_jobs, backend=backend, progress=progress, unpack=unpack
+        )
+        return results

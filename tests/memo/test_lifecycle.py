@@ -243,3 +243,106 @@ def test_bound_methods_have_the_toolkit(tmp_path: Path) -> None:
     assert m.predict.cache_size() > 0
     assert m.predict.cache_prune(max_entries=0).removed == 1
     assert Model.predict.cache_entries is not None
+
+
+def test_clear_and_prune_never_follow_a_planted_symlink(tmp_path: Path) -> None:
+    import os
+    import shutil
+
+    from persidict_memo.inventory import layout_of
+
+    f = make(str(tmp_path / "cache"))
+    f(1)
+    f(2)
+    background.flush()
+    layout: Any = layout_of(f._self_memo.store)
+    version_dir = layout._dir(f._self_memo.keys.prefix)
+    outside = tmp_path / "outside"
+    shutil.move(version_dir, outside)  # the results now live outside the store...
+    os.symlink(outside, version_dir)  # ...reached through a symlink planted in it
+    before = sorted(p.name for p in outside.rglob("*") if p.is_file())
+    assert len(before) == 4
+    assert f.cache_clear() == 0
+    assert f.cache_prune(max_entries=0).removed == 0
+    assert not f.forget(1)
+    assert sorted(p.name for p in outside.rglob("*") if p.is_file()) == before
+
+
+def test_forget_removes_result_and_metadata(store: Any) -> None:
+    f = make(store)
+    f(1)
+    f(2)
+    background.flush()
+    assert f.forget(1)
+    assert not f.forget(1)
+    assert [e.args_repr for e in make(store).cache_entries()] == ["x=2, p=2"]
+    rs: ResultStore = f._self_memo.store
+    assert rs.meta_key(f.cache_key(1)) not in rs.meta
+
+
+def test_a_live_lease_over_a_stored_result_is_never_pruned(store: Any) -> None:
+    # A result being refreshed (max_age, or an S3 result whose metadata write is pending): its
+    # metadata record is a live lease while the old result is still stored.
+    f = make(store, lease_timeout=30.0)
+    f(1)
+    f(2)
+    background.flush()
+    rs: ResultStore = f._self_memo.store
+    assert rs.leases is not None
+    busy = rs.lease_key(f.cache_key(1))
+    rs.leases[busy] = LeaseRecord.fresh("refresher").to_text()
+    assert f.cache_prune(max_entries=0, dry_run=True).removed == 1
+    for options in ({"max_entries": 0}, {"older_than": 0}, {"keep_versions": 0}):
+        report = f.cache_prune(**options)
+        assert report.kept == 1, options
+        assert f.is_cached(1) and busy in rs.leases
+        assert LeaseRecord.from_text(rs.leases[busy]) is not None
+    assert not make(store).is_cached(2)
+    assert prune(store, max_bytes=0).kept == 1  # the store-wide prune too
+
+
+_WRITER = """
+import json, sys, toolkit_workers as tw
+xs = json.loads(sys.argv[1])
+print(json.dumps([tw.slow_double(x, {runs!r}, delay=0.06) for x in xs]))
+"""
+
+
+@pytest.mark.slow
+def test_prune_under_concurrent_writers_never_half_removes(tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import toolkit_workers as tw
+
+    store, runs = tmp_path / "cache", str(tmp_path / "runs")
+    here = Path(__file__).resolve().parent
+    env = {**os.environ, "PERSIDICT_MEMO_DIR": str(store),
+           "PYTHONPATH": os.pathsep.join([str(here), str(here.parents[1])])}
+    xs = list(range(30))
+    writers = [
+        subprocess.Popen([sys.executable, "-c", _WRITER.format(runs=runs), json.dumps(order)],
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for order in (xs, xs[::-1])
+    ]
+    mine = persistent_cache(store=str(store), ignore=("runs", "delay"), lease_timeout=20.0)(
+        tw.slow_double.__wrapped__
+    )
+    prunes = removed = 0
+    while any(w.poll() is None for w in writers):
+        removed += mine.cache_prune(max_entries=0).removed
+        prunes += 1
+    for w, order in zip(writers, (xs, xs[::-1]), strict=True):
+        out, err = w.communicate(timeout=60)
+        assert w.returncode == 0, err
+        assert json.loads(out.strip().splitlines()[-1]) == [2 * x for x in order]
+    assert prunes > 5 and removed > 0
+    rs: ResultStore = mine._self_memo.store
+    stored = {tuple(k) for k in rs.results}
+    records = {tuple(k): rs.meta[k] for k in rs.meta}
+    for key in stored:  # whole results, each with its metadata (no lease was pruned away)
+        assert rs.results[key] in [2 * x for x in xs]
+        assert key in records and LeaseRecord.from_text(records[key]) is None
+    assert all(LeaseRecord.from_text(text) is None for text in records.values())

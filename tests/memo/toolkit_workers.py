@@ -44,6 +44,20 @@ def slow_double(x: int, runs: str, delay: float = 0.0) -> int:
     return 2 * x
 
 
+@persistent_cache(store=STORE, ignore=("runs", "delay"), max_age=2.0, lease_timeout=20.0)
+def expiring(x: int, runs: str, delay: float = 0.0) -> float:
+    """Results older than 2 s are recomputed (returns the time of its computation)."""
+    mark(runs, f"expiring-{x}")
+    time.sleep(delay)
+    return time.time()
+
+
+@persistent_cache(store=STORE, ignore=("runs",))
+def stamp(x: int, runs: str) -> list[float]:
+    """A result that differs at every computation (for recompute)."""
+    return [x, time.time(), *range(1000)]
+
+
 @persistent_cache(store=STORE, ignore=("runs",))
 def failing(x: int, runs: str) -> int:
     """Fails for 13."""

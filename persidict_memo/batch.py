@@ -1,0 +1,250 @@
+"""``f.map``: run a cached function over many inputs, computing only what is not stored yet.
+
+1. Every item's key is computed here (hashing errors surface at once, naming the item).
+2. What is stored is found **in bulk**: one listing of the key prefixes the items fall in (the
+   function's whole prefix once the items cover more than a few of its 256 shards; on S3 one
+   paginated ``ListObjectsV2``, 1,000 keys a request) instead of one request per item. The hits
+   are then read, several at a time.
+3. Only the misses are computed: in this process, or in parallel on loky (joblib's process
+   pool), threads, a ``dask.distributed.Client`` or ray. Each miss is an ordinary call of the
+   cached function, so workers share the store and its leases: a call already being computed
+   elsewhere is waited for, not computed twice.
+
+A failing item does not stop the others; once all finished, the first failure (in input order)
+is raised again with a note naming the item.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Final
+
+from . import background, progress
+from .inventory import layout_of
+
+__all__ = ["run_map"]
+
+_READ_THREADS: Final = 16
+_SHARD_LISTINGS: Final = 8  # list single shards up to this many, else the whole prefix
+Call = tuple[tuple[Any, ...], dict[str, Any]]
+
+
+def _calls(items: list[Any], unpack: bool) -> list[Call]:
+    if not unpack:
+        return [((item,), {}) for item in items]
+    calls: list[Call] = []
+    for index, item in enumerate(items):
+        if (
+            isinstance(item, tuple)
+            and len(item) == 2
+            and isinstance(item[0], tuple | list)
+            and isinstance(item[1], dict)
+        ):
+            calls.append((tuple(item[0]), dict(item[1])))
+        elif isinstance(item, tuple | list):
+            calls.append((tuple(item), {}))
+        else:
+            raise TypeError(
+                f"map(unpack=True): item {index} ({item!r}) is not an argument tuple or an "
+                "(args, kwargs) pair"
+            )
+    return calls
+
+
+def _stored(memo: Any, keys: list[tuple[str, ...]]) -> dict[tuple[str, ...], float]:
+    """The stored results among ``keys`` with their times, from as few listings as possible."""
+    background.flush()
+    layout = layout_of(memo.store)
+    prefix = tuple(memo.keys.prefix)
+    shards = {key[len(prefix)] for key in keys if key[: len(prefix)] == prefix}
+    prefixes = [prefix] if len(shards) > _SHARD_LISTINGS else [(*prefix, s) for s in shards]
+    found: dict[tuple[str, ...], float] = {}
+    for where in prefixes:
+        found.update((i.key, i.mtime) for i in layout.scan(where) if i.kind == "result")
+    return found
+
+
+def _read_hits(memo: Any, keys: list[tuple[str, ...]]) -> Iterator[tuple[int, bool, Any]]:
+    """(position, found, value) for each key (found False: it vanished since the listing)."""
+
+    def read(position: int) -> tuple[int, bool, Any]:
+        try:
+            return position, True, memo.lookup(keys[position])
+        except KeyError:
+            return position, False, None
+
+    if len(keys) <= 1:
+        yield from (read(i) for i in range(len(keys)))
+        return
+    with ThreadPoolExecutor(max_workers=min(_READ_THREADS, len(keys))) as pool:
+        yield from pool.map(read, range(len(keys)))
+
+
+def _call_one(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[bool, Any]:
+    """Run one call where the engine put it: (True, result) or (False, exception)."""
+    try:
+        return True, func(*args, **kwargs)
+    except Exception as exc:
+        failure: Exception = exc
+    try:
+        pickle.dumps(failure)  # it must travel back from a worker process
+    except Exception:
+        failure = RuntimeError(f"{type(failure).__name__}: {failure}")
+    return False, failure
+
+
+def _jobs(n_jobs: int) -> int:
+    return max(1, os.cpu_count() or 1) if n_jobs < 0 else n_jobs
+
+
+def _run_local(func: Any, calls: list[Call], bar: progress.Bar) -> Iterator[tuple[bool, Any]]:
+    for args, kwargs in calls:
+        outcome = _call_one(func, args, kwargs)
+        bar.update()
+        yield outcome
+
+
+def _run_threads(
+    func: Any, calls: list[Call], n_jobs: int, bar: progress.Bar
+) -> Iterator[tuple[bool, Any]]:
+    with ThreadPoolExecutor(max_workers=_jobs(n_jobs)) as pool:
+        for outcome in pool.map(lambda c: _call_one(func, *c), calls):
+            bar.update()
+            yield outcome
+
+
+def _run_loky(
+    func: Any, calls: list[Call], n_jobs: int, bar: progress.Bar
+) -> Iterator[tuple[bool, Any]]:
+    from joblib import Parallel, delayed
+
+    parallel = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator")
+    for outcome in parallel(delayed(_call_one)(func, a, k) for a, k in calls):
+        bar.update()
+        yield outcome
+
+
+def _run_dask(client: Any, func: Any, calls: list[Call], bar: progress.Bar) -> list[Any]:
+    from distributed import as_completed
+
+    futures = [client.submit(_call_one, func, a, k, pure=False) for a, k in calls]
+    for _ in as_completed(futures):  # type: ignore[no-untyped-call]
+        bar.update()
+    return list(client.gather(futures))
+
+
+def _run_ray(func: Any, calls: list[Call], n_jobs: int, bar: progress.Bar) -> list[Any]:
+    try:
+        import ray
+    except ImportError as exc:
+        raise ImportError('map(backend="ray") needs ray: pip install ray') from exc
+    if not ray.is_initialized():
+        ray.init(num_cpus=_jobs(n_jobs), include_dashboard=False, log_to_driver=False)
+    remote = ray.remote(_call_one)
+    refs = [remote.remote(func, a, k) for a, k in calls]
+    pending = list(refs)
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1)
+        bar.update(len(done))
+    return list(ray.get(refs))
+
+
+def _is_dask_client(backend: Any) -> bool:
+    return all(hasattr(backend, name) for name in ("submit", "gather", "scheduler_info"))
+
+
+def _compute(
+    func: Any, calls: list[Call], n_jobs: int | None, backend: Any, bar: progress.Bar
+) -> list[tuple[bool, Any]]:
+    if _is_dask_client(backend):
+        return _run_dask(backend, func, calls, bar)
+    if backend is not None and backend not in ("loky", "threading", "ray"):
+        raise ValueError(
+            "backend must be 'loky', 'threading', 'ray' or a dask.distributed.Client, "
+            f"got {backend!r}"
+        )
+    if n_jobs is None or n_jobs == 1 or len(calls) <= 1:
+        return list(_run_local(func, calls, bar))
+    if backend == "threading":
+        return list(_run_threads(func, calls, n_jobs, bar))
+    if backend == "ray":
+        return _run_ray(func, calls, n_jobs, bar)
+    return list(_run_loky(func, calls, n_jobs, bar))
+
+
+def run_map(
+    func: Any,
+    iterable: Iterable[Any],
+    *,
+    n_jobs: int | None,
+    backend: Any,
+    progress: bool | None,
+    unpack: bool,
+) -> list[Any]:
+    """The body of :meth:`CachedFunction.map` (``func`` is the cached function or method)."""
+    if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, int)):
+        raise TypeError(f"n_jobs must be an int or None, got {n_jobs!r}")
+    if n_jobs == 0:
+        raise ValueError("n_jobs must not be 0 (None or 1: this process; -1: every core)")
+    if progress is not None and not isinstance(progress, bool):
+        raise TypeError(f"progress must be a bool or None, got {progress!r}")
+    memo = func._self_memo
+    items = list(iterable)
+    calls = _calls(items, unpack)
+    keys: list[tuple[str, ...]] = []
+    for index, (args, kwargs) in enumerate(calls):
+        try:
+            keys.append(memo.keys.key(func._full_args(args), kwargs))
+        except TypeError as exc:
+            exc.add_note(f"persidict_memo map: item {index} ({_short(items[index])})")
+            raise
+    stored = _stored(memo, keys) if keys else {}
+    oldest = _oldest_fresh(memo)
+    results: list[Any] = [None] * len(items)
+    hits = [i for i, key in enumerate(keys) if stored.get(key, -1.0) >= oldest]
+    todo = sorted(set(range(len(keys))) - set(hits))
+    for position, found, value in _read_hits(memo, [keys[i] for i in hits]):
+        if found:
+            results[hits[position]] = value
+            memo.hits += 1
+        else:
+            todo.append(hits[position])
+    todo.sort()
+    failures: list[tuple[int, BaseException]] = []
+    if todo:
+        name = getattr(func, "__qualname__", "map")
+        with _bar(len(todo), name, progress) as bar:
+            outcomes = _compute(func, [calls[i] for i in todo], n_jobs, backend, bar)
+        for index, (ok, value) in zip(todo, outcomes, strict=True):
+            if ok:
+                results[index] = value
+            else:
+                failures.append((index, value))
+    if failures:
+        index, first = failures[0]
+        more = f" ({len(failures) - 1} other items failed too)" if len(failures) > 1 else ""
+        first.add_note(f"persidict_memo map: item {index} ({_short(items[index])}) failed{more}")
+        raise first
+    return results
+
+
+def _bar(total: int, name: str, enabled: bool | None) -> progress.Bar:
+    # Forced on, the bar shows at once; automatic, only once the work took about a second.
+    return progress.bar(total, f"{name} (computing {total})", enabled, delay=enabled is None)
+
+
+def _oldest_fresh(memo: Any) -> float:
+    """The oldest time of a stored result that is a hit (with ``max_age``, older ones expired)."""
+    from .refresh import expiry_of
+
+    expiry = expiry_of(memo)
+    return 0.0 if expiry is None else time.time() - expiry.max_age
+
+
+def _short(item: Any) -> str:
+    text = repr(item)
+    return text if len(text) <= 80 else text[:77] + "..."
