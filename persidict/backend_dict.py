@@ -20,6 +20,7 @@ from .keys import (
     PersiDictKey,
     SafeStrTuple,
     normalize_key,
+    wrap_valid,
 )
 from .markers import (
     ANY_ETAG,
@@ -191,8 +192,7 @@ class BackendDict(PersiDict[ValueType]):
     # Listings: work on the backend's plain tuples and wrap only what is returned.
     def keys(self) -> Iterator[SafeStrTuple]:  # type: ignore[override]
         """A generator of every key (a new traversal on each call)."""
-        make = SafeStrTuple._from_valid
-        return map(make, self._backend.scan_keys())
+        return wrap_valid(self._backend.scan_keys())
 
     def random_key(self) -> SafeStrTuple | None:
         """A uniformly random key from one listing, None if empty."""

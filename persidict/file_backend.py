@@ -116,7 +116,8 @@ class FileBackend(FileScans, Backend):
         self._dot_ext = "." + str(extension)
         self._digest_len = digest_len
         self._locs: dict[Key, Loc] = {}
-        self._memo: dict[tuple[int, int], tuple[int, frozenset[str], frozenset[str]]] = {}
+        self._seen = {}
+        self._held_names = 0
         # False only for caches whose damaged entries are read as misses (S3Dict's mutable
         # cache): no fsync. Atomicity is unchanged (a killed process never leaves a torn value).
         self.durable = True

@@ -28,7 +28,7 @@ from . import file_paths
 from .file_paths import retrying
 
 __all__ = ["DirHandle", "LinkRefused", "PathHandle", "forget", "handle_for", "open_child",
-           "open_root"]
+           "open_listed", "open_root"]
 
 _O_NOFOLLOW: Final[int] = getattr(os, "O_NOFOLLOW", 0)
 _O_CLOEXEC: Final[int] = getattr(os, "O_CLOEXEC", 0)
@@ -248,6 +248,26 @@ def open_child(parent: DirHandle, name: str, *, create: bool,
             os.close(fd)
             raise
     raise FileNotFoundError(path)
+
+
+def open_listed(parent: DirHandle, name: str) -> DirHandle | None:
+    """Subdirectory ``name`` of ``parent`` for a listing, which visits each directory once:
+    not remembered, and None if it has vanished, cannot be opened, or is no longer a directory
+    (a link swapped in is never entered). :func:`open_child`'s work without its retries."""
+    if parent.fd is None:  # Windows
+        try:
+            return open_child(parent, name, create=False, remember=False)
+        except (OSError, LinkRefused):
+            return None
+    try:
+        fd = os.open(name, _O_DIR_NOFOLLOW, dir_fd=parent.fd)
+    except OSError:
+        return None
+    try:
+        return DirHandle(fd, parent.path + os.sep + name, parent.root, os.fstat(fd))
+    except OSError:
+        os.close(fd)
+        return None
 
 
 def _same(h: DirHandle) -> DirHandle:

@@ -1,24 +1,33 @@
 """Listings of the file backend: one pass over each directory, relative to its descriptor.
 
 Kept apart from :mod:`persidict.file_backend` (the per-item primitives); the backend class
-inherits these methods. A listing holds one directory's entries at a time. The digest of each
-name is checked once per directory *state*: a directory whose change time is the same as at an
-earlier listing (when it had already been unchanged for a few seconds, longer than any file
-system's timestamp granularity) holds the same names, so only the junk found then is skipped
-and nothing is hashed again. Whatever changes a directory (a create, delete or rename in it)
-moves that time forward, and the directory is checked name by name once more.
-"""
+inherits these methods. A listing holds one directory's entries at a time.
 
+Every name must carry the digest of its stem to count as an item, and an md5 per name costs as
+much as the listing itself, so each name is checked once, not at every listing:
+
+* A directory whose change time (the later of mtime and ctime) is the same as at an earlier
+  listing, which began when the directory had already been unchanged for longer than its file
+  system's timestamp granularity (100 ms; 3 s where times are whole seconds), holds the same
+  names as then: only the junk found then is skipped. A create, delete or rename in it moves
+  that time forward, so a change is never missed, by this process or any other.
+* A directory listed sooner after a change may change again within the same timestamp, so its
+  time proves nothing: the names judged good are kept as well (up to 65,536 names in all) and
+  the next listing checks only names it has not judged before. A name's verdict depends on the
+  name alone, so this is never stale either.
+
+Memory: a few bytes per directory and its junk, plus that bounded set of recent names.
+"""
 from __future__ import annotations
 
 import os
 import stat as stat_mod
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from .errors import BackendError
-from .file_dirs import DirHandle, LinkRefused, forget, open_child
+from .file_dirs import DirHandle, LinkRefused, forget, open_listed
 from .keys import unsign_component
 from .storage import Key, Stat
 
@@ -26,7 +35,8 @@ __all__ = ["STALE_TEMP_AGE", "TEMP_PREFIX", "FileScans", "is_temp_name", "stat_o
 
 TEMP_PREFIX: Final = ".__tmp__"
 STALE_TEMP_AGE: Final = 600.0  # seconds: a temp file this old has no live writer
-_MEMO_MAX: Final = 65536  # directory states remembered by listings
+_MEMO_MAX: Final = 65536  # directories remembered by listings
+_HELD_NAMES_MAX: Final = 65536  # good names kept for directories changed just before a listing
 # A directory unchanged this long before a listing will show any later change as a new time:
 # longer than a coarse kernel clock tick on fine-grained file systems, and than the 1-2 s
 # granularity of file systems whose times are whole seconds (FAT, HFS+, ext3).
@@ -34,8 +44,23 @@ _SETTLED_FINE_NS: Final = 100_000_000
 _SETTLED_COARSE_NS: Final = 3_000_000_000
 _S_ISREG = stat_mod.S_ISREG
 
-# (item file names, their key components or None, subdirectories (component, name), temps)
-Listing = tuple[list[str], list[str] | None, list[tuple[str, str]], list[str]]
+# (item file names, subdirectories as (component, name), temp file names)
+Listing = tuple[list[str], list[tuple[str, str]], list[str]]
+_EMPTY: Final[frozenset[str]] = frozenset()
+
+
+class _Seen(NamedTuple):
+    """What the last listing of a directory learnt about its names."""
+
+    changed: int  # max(mtime_ns, ctime_ns) of the directory then
+    settled: bool  # unchanged long enough before it that any later change moves that time
+    bad_items: frozenset[str]  # junk with the item extension
+    bad_dirs: frozenset[str]  # subdirectories without a valid digest suffix
+    good_items: frozenset[str]  # kept only while not settled (then: every name not junk)
+    good_dirs: frozenset[str]
+
+
+_NOTHING: Final = _Seen(0, False, _EMPTY, _EMPTY, _EMPTY, _EMPTY)
 
 
 def is_temp_name(name: str) -> bool:
@@ -55,7 +80,8 @@ class FileScans:
     _rel_base: tuple[str, ...]
     _dot_ext: str
     _digest_len: int
-    _memo: dict[tuple[int, int], tuple[int, frozenset[str], frozenset[str]]]
+    _seen: dict[tuple[int, int], _Seen]  # (st_dev, st_ino) of a directory -> its last listing
+    _held_names: int  # good names kept in _seen (bounded by _HELD_NAMES_MAX)
 
     if TYPE_CHECKING:
         def _open_chain(self, rel: tuple[str, ...], *, create: bool,
@@ -94,95 +120,117 @@ class FileScans:
             if h is not None:
                 listing = self._list(h, h is base, h is not base)
                 yield prefix, h, listing, up
-                stack.extend(((*prefix, comp), h, name) for comp, name in reversed(listing[2]))
+                if listing[1]:
+                    stack.extend(((*prefix, comp), h, name)
+                                 for comp, name in reversed(listing[1]))
             if not stack:
                 return
             prefix, parent, name = stack.pop()
             up = parent, name
-            try:
-                h = open_child(parent, name, create=False, remember=False)
-            except (OSError, LinkRefused):
-                h = None  # vanished, or swapped for a link since it was listed
+            h = open_listed(parent, name)  # None: vanished, or swapped for a link since
 
     def _list(self, h: DirHandle, is_base: bool, just_opened: bool) -> Listing:
-        """(item file names, their key components, subdirectories as (component, name), temp
-        file names). The components are None when they are the names minus the suffix."""
+        """(item file names, subdirectories as (component, name), temp file names)."""
         started = time.time_ns()
         try:
             if just_opened:
                 st = h.opened
             else:
                 st = os.fstat(h.fd) if h.fd is not None else os.stat(h.path)
-            with h.scandir() as it:
-                entries = list(it)
+            # Read to the end, which closes it (no context manager: this runs per directory).
+            entries = list(os.scandir(h.fd) if h.fd is not None else h.scandir())
         except FileNotFoundError:
-            return [], None, [], []
+            return [], [], []
         except OSError as exc:
             if not is_base and isinstance(exc, NotADirectoryError):
-                return [], None, [], []
+                return [], [], []
             raise self._error("list", None, exc) from exc
-        ext, n = self._dot_ext, self._digest_len
-        names: list[str] = []
-        subdirs: list[tuple[str, str]] = []
+        ext = self._dot_ext
+        files = [name for e in entries
+                 if (name := e.name).endswith(ext) and e.is_file(follow_symlinks=False)]
+        dirs: list[str] = []
         temps: list[str] = []
-        changed = max(st.st_mtime_ns, st.st_ctime_ns)
-        ident = (st.st_dev, st.st_ino)
-        memo = self._memo.get(ident)
-        if memo is not None and memo[0] == changed:
-            # The same names as when they were last checked: only the known junk is skipped.
-            bad_items, bad_dirs = memo[1], memo[2]
-            dcut = -(n + 1) if n else None
+        if len(files) < len(entries):  # not only items (an item name is never a temp's)
             for e in entries:
                 name = e.name
-                if name.endswith(ext) and e.is_file(follow_symlinks=False):
-                    if not bad_items or name not in bad_items:
-                        names.append(name)
-                elif e.is_dir(follow_symlinks=False):
-                    if not bad_dirs or name not in bad_dirs:
-                        subdirs.append((name[:dcut], name))
+                if e.is_dir(follow_symlinks=False):
+                    dirs.append(name)
                 elif name.startswith(TEMP_PREFIX) and is_temp_name(name):
                     temps.append(name)
-            return names, None, subdirs, temps
-        comps: list[str] = []
-        new_bad_items: list[str] = []
-        new_bad_dirs: list[str] = []
-        cut_ext = -len(ext)
-        for e in entries:
-            name = e.name
-            if name.endswith(ext) and e.is_file(follow_symlinks=False):
-                comp = unsign_component(name[:cut_ext], n)
-                if comp is None:
-                    new_bad_items.append(name)
-                else:
-                    names.append(name)
-                    comps.append(comp)
-            elif e.is_dir(follow_symlinks=False):
-                comp = unsign_component(name, n)
-                if comp is None:
-                    new_bad_dirs.append(name)
-                else:
-                    subdirs.append((comp, name))
-            elif name.startswith(TEMP_PREFIX) and is_temp_name(name):
-                temps.append(name)
-        settle = _SETTLED_COARSE_NS if changed % 1_000_000_000 == 0 else _SETTLED_FINE_NS
-        if started - changed > settle:  # later changes will move its times: remember
-            if len(self._memo) >= _MEMO_MAX:
-                self._memo.clear()
-            self._memo[ident] = (changed, frozenset(new_bad_items), frozenset(new_bad_dirs))
-        return names, comps, subdirs, temps
+        changed = max(st.st_mtime_ns, st.st_ctime_ns)
+        ident = (st.st_dev, st.st_ino)
+        seen = self._seen.get(ident)
+        if seen is not None and seen.changed == changed and seen.settled:
+            # The very names of that listing, all checked then: only its junk is skipped.
+            if seen.bad_items:
+                bad = seen.bad_items
+                files = [name for name in files if name not in bad]
+            if dirs and seen.bad_dirs:
+                bad = seen.bad_dirs
+                dirs = [name for name in dirs if name not in bad]
+        else:
+            known = _NOTHING if seen is None else seen
+            files, bad_items = self._verdicts(files, -len(ext), known.good_items,
+                                              known.bad_items)
+            dirs, bad_dirs = self._verdicts(dirs, None, known.good_dirs, known.bad_dirs)
+            self._remember(ident, seen, changed, started, files, bad_items, dirs, bad_dirs)
+        if not dirs:
+            return files, [], temps
+        n = self._digest_len
+        dcut = -(n + 1) if n else None
+        return files, [(name[:dcut], name) for name in dirs], temps
 
-    def _comps(self, listing: Listing) -> list[str]:
-        """The key components of a listing's items."""
-        comps = listing[1]
-        if comps is not None:
-            return comps
+    def _verdicts(self, names: list[str], cut: int | None, good: frozenset[str],
+                  bad: frozenset[str]) -> tuple[list[str], list[str]]:
+        """(names that are signed components once ``cut`` is cut off, the others); names
+        judged at an earlier listing are not checked again (a name's verdict never changes)."""
+        n = self._digest_len
+        ok: list[str] = []
+        junk: list[str] = []
+        for name in names:
+            if name in good or (name not in bad and
+                                unsign_component(name[:cut], n) is not None):
+                ok.append(name)
+            else:
+                junk.append(name)
+        return ok, junk
+
+    def _remember(self, ident: tuple[int, int], old: _Seen | None, changed: int, started: int,
+                  good_items: list[str], bad_items: list[str], good_dirs: list[str],
+                  bad_dirs: list[str]) -> None:
+        """Keep what this listing learnt about a directory, in O(its junk) once it is settled.
+
+        A directory unchanged for longer than its file system's timestamp granularity before
+        the listing began shows any later change as a new time: then only its junk is kept.
+        Otherwise a change may yet come with the same time, so the names judged good are kept
+        too (within a budget) and only new names are checked at the next listing.
+        """
+        memo = self._seen
+        if len(memo) >= _MEMO_MAX:
+            memo.clear()
+            self._held_names = 0
+            old = None
+        if old is not None:
+            self._held_names -= len(old.good_items) + len(old.good_dirs)
+        settle = _SETTLED_COARSE_NS if changed % 1_000_000_000 == 0 else _SETTLED_FINE_NS
+        settled = started - changed > settle
+        held = 0 if settled else len(good_items) + len(good_dirs)
+        if self._held_names + held > _HELD_NAMES_MAX:
+            held = 0
+        memo[ident] = _Seen(changed, settled, frozenset(bad_items), frozenset(bad_dirs),
+                            frozenset(good_items) if held else _EMPTY,
+                            frozenset(good_dirs) if held else _EMPTY)
+        self._held_names += held
+
+    def _comps(self, names: list[str]) -> list[str]:
+        """The key components of a listing's item names."""
         cut = -len(self._dot_ext) - (self._digest_len + 1 if self._digest_len else 0)
-        return [name[:cut] for name in listing[0]]
+        return [name[:cut] for name in names]
 
     def _stats(self, prefix: Key, h: DirHandle, listing: Listing
                ) -> Iterator[tuple[Key, os.stat_result]]:
         """(key, its lstat) of a listing's items; those deleted since the listing skipped."""
-        for name, comp in zip(listing[0], self._comps(listing), strict=True):
+        for name, comp in zip(listing[0], self._comps(listing[0]), strict=True):
             try:
                 st = h.stat(name)
             except (FileNotFoundError, NotADirectoryError):
@@ -197,14 +245,12 @@ class FileScans:
                 for key, st in self._stats(prefix, h, listing):
                     yield key, stat_of(st)
             else:
-                yield from [((*prefix, comp), None) for comp in self._comps(listing)]
+                yield from [((*prefix, comp), None) for comp in self._comps(listing[0])]
 
     def scan_keys(self) -> Iterator[Key]:
         cut = -len(self._dot_ext) - (self._digest_len + 1 if self._digest_len else 0)
-        for prefix, _, (names, comps, _, _), _ in self._walk():
-            if comps is not None:
-                yield from [(*prefix, comp) for comp in comps]
-            elif prefix:
+        for prefix, _, (names, _, _), _ in self._walk():
+            if prefix:
                 yield from [(*prefix, name[:cut]) for name in names]
             else:
                 yield from [(name[:cut],) for name in names]
@@ -217,7 +263,7 @@ class FileScans:
     def scan_items(self) -> Iterator[tuple[Key, Any, Stat]]:
         """Every item read as it is listed: opened by name in the directory just listed."""
         for prefix, h, listing, _ in self._walk():
-            for name, comp in zip(listing[0], self._comps(listing), strict=True):
+            for name, comp in zip(listing[0], self._comps(listing[0]), strict=True):
                 key = (*prefix, comp)
                 try:
                     got = self._read_in(h, name, key)
@@ -247,12 +293,7 @@ class FileScans:
         if won is None:
             return None
         prefix, listing, i = won
-        comps = listing[1]
-        if comps is not None:
-            return (*prefix, comps[i])
-        name = listing[0][i]
-        return (*prefix, name[: -len(self._dot_ext) - (self._digest_len + 1 if self._digest_len
-                                                        else 0)])
+        return (*prefix, *self._comps([listing[0][i]]))
 
     def clear(self) -> None:
         """Remove this format's items and stale temp files, then the emptied subdirectories.
@@ -290,7 +331,7 @@ class FileScans:
                         pass  # deleted since the listing
                     except OSError as exc:
                         raise self._error("clear", (*prefix, name), exc) from exc
-            for name in listing[3]:
+            for name in listing[2]:
                 try:
                     st = h.stat(name)
                     if _S_ISREG(st.st_mode) and st.st_mtime < cutoff:

@@ -8,7 +8,9 @@ path on every common file system and a valid S3 object-key fragment, so it canno
 from __future__ import annotations
 
 import string
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections import deque
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
+from itertools import islice, repeat
 from typing import Any, ClassVar, Final, SupportsIndex, Union
 
 __all__ = [
@@ -25,6 +27,7 @@ __all__ = [
     "replace_unsafe_chars",
     "sign_component",
     "unsign_component",
+    "wrap_valid",
 ]
 
 SAFE_CHARS_SET: Final[frozenset[str]] = frozenset(string.ascii_letters + string.digits + "()_-~.=")
@@ -286,6 +289,19 @@ _set_strings = _SLOT.__set__  # the slot's own setter: no lookup
 _BASE_STRINGS = SafeStrTuple.__dict__["strings"]
 _base_eq = SafeStrTuple.__eq__
 _MISSING: Final = object()
+
+
+def wrap_valid(keys: Iterable[tuple[str, ...]]) -> Iterator[SafeStrTuple]:
+    """Plain SafeStrTuples of tuples of strings known to be safe (listings), lazily.
+
+    Made a batch at a time by two C-level ``map`` calls, with no Python call per key: half
+    the cost of :meth:`SafeStrTuple._from_valid` per key, which matters next to a listing.
+    """
+    it = iter(keys)
+    while batch := list(islice(it, 256)):
+        made = list(map(_new, repeat(SafeStrTuple, len(batch))))
+        deque(map(_set_strings, made, batch), maxlen=0)
+        yield from made
 
 
 def _has_strings(obj: SafeStrTuple) -> bool:
