@@ -31,7 +31,6 @@ from .conditions import written_result as written_result
 from .errors import MutationPolicyError
 from .iteration import iterate_via_generic_iter, process_generic_iter_args
 from .keys import (
-    SAFE_CHARS_SET,
     NonEmptyPersiDictKey,
     PersiDictKey,
     SafeStrTuple,
@@ -57,6 +56,7 @@ from .markers import (
     ValueNotRetrievedFlag,
     ValueType,
 )
+from .store_params import check_store_params
 
 if TYPE_CHECKING:
     from .subclass_protocol import ConditionalOps
@@ -66,14 +66,6 @@ __all__ = ["PersiDict"]
 _T = TypeVar("_T")
 
 _Entry = tuple[SafeStrTuple, Any, float | None]
-
-
-def _bad_format_message(fmt: str) -> str:
-    close = {"pickle": "pkl", "pickled": "pkl", "jsonpickle": "json"}.get(fmt.lower(), fmt.lower())
-    hint = f" Did you mean {close!r}?" if close in ("pkl", "json") else ""
-    return (f"serialization_format={fmt!r} is not a format for non-string values: they must be "
-            f"either 'pkl' (pickle) or 'json' (jsonpickle).{hint} Any other name (e.g. 'txt') is "
-            f"a plain-text format, for str values: pass base_class_for_values=str with it.")
 
 
 class PersiDict(MutableMapping[SafeStrTuple, ValueType], ABC):
@@ -92,21 +84,7 @@ class PersiDict(MutableMapping[SafeStrTuple, ValueType], ABC):
 
     def __init__(self, *, append_only: bool = False, base_class_for_values: type | None = None,
                  serialization_format: str = "pkl") -> None:
-        if not isinstance(append_only, bool):
-            raise TypeError(f"append_only must be a bool, got {type(append_only).__name__}")
-        if not isinstance(serialization_format, str):
-            raise TypeError("serialization_format must be a str, got "
-                            f"{type(serialization_format).__name__}")
-        if not serialization_format:
-            raise ValueError("serialization_format must be a non-empty string")
-        if not set(serialization_format) <= SAFE_CHARS_SET:
-            raise ValueError(
-                "serialization_format must contain only URL/filename-safe characters")
-        if base_class_for_values is not None and not isinstance(base_class_for_values, type):
-            raise TypeError("base_class_for_values must be a type or None")
-        is_text = base_class_for_values is not None and issubclass(base_class_for_values, str)
-        if not is_text and serialization_format not in ("pkl", "json"):
-            raise ValueError(_bad_format_message(serialization_format))
+        check_store_params(append_only, base_class_for_values, serialization_format)
         self._append_only = append_only
         self.base_class_for_values = base_class_for_values
         self.serialization_format = serialization_format

@@ -5,7 +5,6 @@ ago, by this store object or another one (another process's writes look the same
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from persidict.keys import sign_component
 
 
 @pytest.fixture
-def checks(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+def checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The names whose digest suffix a listing checks."""
     seen: list[str] = []
     real = file_scan.unsign_component
@@ -27,7 +26,7 @@ def checks(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
         return real(name, n)
 
     monkeypatch.setattr(file_scan, "unsign_component", counting)
-    yield seen
+    return seen
 
 
 def settled(monkeypatch: pytest.MonkeyPatch, yes: bool) -> None:
