@@ -109,6 +109,7 @@ class FileScans:
         Holds one directory's entries at a time (plus the names of the subdirectories still to
         visit). Directories that vanish mid-walk, links and junk names are skipped.
         """
+        started = time.time_ns()  # before every directory's listing (see _remember)
         base = self._base_handle()
         if base is None:
             return
@@ -118,7 +119,7 @@ class FileScans:
         up: tuple[DirHandle, str] | None = None
         while True:
             if h is not None:
-                listing = self._list(h, h is base, h is not base)
+                listing = self._list(h, h is base, h is not base, started)
                 yield prefix, h, listing, up
                 if listing[1]:
                     stack.extend(((*prefix, comp), h, name)
@@ -129,9 +130,11 @@ class FileScans:
             up = parent, name
             h = open_listed(parent, name)  # None: vanished, or swapped for a link since
 
-    def _list(self, h: DirHandle, is_base: bool, just_opened: bool) -> Listing:
-        """(item file names, subdirectories as (component, name), temp file names)."""
-        started = time.time_ns()
+    def _list(self, h: DirHandle, is_base: bool, just_opened: bool, started: int) -> Listing:
+        """(item file names, subdirectories as (component, name), temp file names).
+
+        ``started``: a clock reading taken before the directory was stated and read.
+        """
         try:
             if just_opened:
                 st = h.opened
@@ -201,7 +204,7 @@ class FileScans:
         """Keep what this listing learnt about a directory, in O(its junk) once it is settled.
 
         A directory unchanged for longer than its file system's timestamp granularity before
-        the listing began shows any later change as a new time: then only its junk is kept.
+        the walk began shows any later change as a new time: then only its junk is kept.
         Otherwise a change may yet come with the same time, so the names judged good are kept
         too (within a budget) and only new names are checked at the next listing.
         """
