@@ -1,9 +1,10 @@
 """``@persistent_cache``: a transparent, signature-preserving, persistent memoizer.
 
-The decorated object is a :class:`wrapt.FunctionWrapper`: it looks like the function (name,
-docstring, signature, type hints, ``inspect.iscoroutinefunction``), binds like it (methods,
-classmethods, staticmethods), pickles by reference like it, and adds the inspection methods of
-:class:`CachedFunction`. The cache logic lives in :class:`~persidict_memo.memoizer.Memoizer`.
+The decorated object is a :class:`CachedFunction` (a :class:`~persidict_memo.proxy.FunctionProxy`):
+it looks like the function (name, docstring, signature, type hints, ``__wrapped__``,
+``inspect.iscoroutinefunction``), binds like it (methods, classmethods, staticmethods), pickles
+by reference like it, and adds the inspection methods. The cache logic lives in
+:class:`~persidict_memo.memoizer.Memoizer`.
 """
 
 from __future__ import annotations
@@ -13,15 +14,14 @@ import inspect
 import types
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any, Final, ParamSpec, TypeVar, overload
-
-import wrapt
+from typing import Any, Concatenate, Final, ParamSpec, TypeVar, overload
 
 from persidict import PersiDict
 
 from . import engines, refresh
 from .lifecycle import positive_seconds
 from .memoizer import DEFAULT_MEMORY_BYTES, CacheInfo, Memoizer, StoreErrorPolicy
+from .proxy import FunctionProxy, copy_identity
 from .stores import check_store
 from .toolkit import CacheToolkit
 
@@ -29,8 +29,10 @@ __all__ = ["BoundCachedFunction", "CachedFunction", "persistent_cache"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+P2 = ParamSpec("P2")
+R2 = TypeVar("R2")
+T = TypeVar("T")
 DEFAULT_LEASE_TIMEOUT: Final = 60.0
-_INSTANCE_BINDINGS: Final = ("function", "instancemethod", "callable")
 
 
 def _plain_function(target: Any) -> Callable[..., Any]:
@@ -99,16 +101,42 @@ class _CacheMethods(CacheToolkit[P, R]):
         return self._self_memo.results_store()
 
 
-class BoundCachedFunction(_CacheMethods[P, R], wrapt.BoundFunctionWrapper[P, R]):
+class BoundCachedFunction(_CacheMethods[P, R], FunctionProxy):
     """The wrapper of a cached method bound to an instance (or of a classmethod to its class)."""
 
-    def _instance(self) -> Any:
-        if self._self_binding in _INSTANCE_BINDINGS and self._self_instance is not None:
-            return self._self_instance
-        return getattr(self.__wrapped__, "__self__", None)
+    def __init__(self, parent: CachedFunction[Any, Any], bound: Any) -> None:
+        copy_identity(self, bound)
+        self._self_parent = parent
+        self._self_memo = parent._self_memo
+        self._self_wrapper = parent._self_wrapper
+        # instance methods: the instance; classmethods: the class; staticmethods: None
+        self._self_instance = getattr(bound, "__self__", None)
+
+    @property  # a proxy: it shows the bound method's class
+    def __class__(self) -> type:
+        return self.__wrapped__.__class__  # type: ignore[no-any-return]
+
+    @__class__.setter
+    def __class__(self, value: type) -> None:
+        raise TypeError("cannot change the class of a cached method")
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        result: R = self._self_wrapper(self.__wrapped__, self._self_instance, args, kwargs)
+        return result
+
+    def __get__(self, instance: Any, owner: type | None = None) -> BoundCachedFunction[P, R]:
+        return self  # already bound, as a bound method binds no further
+
+    def __eq__(self, other: object) -> bool:  # as bound methods compare: same function, self
+        if isinstance(other, BoundCachedFunction):
+            return bool(self.__wrapped__ == other.__wrapped__)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.__wrapped__)
 
     def _full_args(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
-        instance = self._instance()
+        instance = self._self_instance
         return args if instance is None else (instance, *args)
 
     def uncached(self, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -117,16 +145,19 @@ class BoundCachedFunction(_CacheMethods[P, R], wrapt.BoundFunctionWrapper[P, R])
         return result
 
     def __reduce_ex__(self, protocol: Any) -> Any:
-        instance = self._instance()
+        instance = self._self_instance
         if instance is None:
             raise TypeError(f"cannot pickle the unbound cached method {self.__qualname__}")
         return getattr, (instance, self.__name__)
 
 
-class CachedFunction(_CacheMethods[P, R], wrapt.FunctionWrapper[P, R]):
-    """What ``@persistent_cache`` returns: the function, cached, with inspection methods."""
+class CachedFunction(_CacheMethods[P, R], FunctionProxy):
+    """What ``@persistent_cache`` returns: the function, cached, with inspection methods.
 
-    __bound_function_wrapper__ = BoundCachedFunction  # type: ignore[assignment]  # (P, R rebound)
+    It looks like the function (name, docstring, signature, type hints, ``__wrapped__``,
+    ``inspect.iscoroutinefunction``) and binds like it: in a class body it becomes a method
+    (a :class:`BoundCachedFunction` per instance), a classmethod or a staticmethod.
+    """
 
     def __init__(
         self,
@@ -138,30 +169,59 @@ class CachedFunction(_CacheMethods[P, R], wrapt.FunctionWrapper[P, R]):
         options: dict[str, Any] | None = None,
         origin: str | None = None,
     ) -> None:
-        super().__init__(wrapped, _wrapper_for(memo, is_async))
+        copy_identity(self, wrapped)
+        self._self_wrapper = _wrapper_for(memo, is_async)
         self._self_memo = memo
         self._self_store_arg = store
         self._self_options = dict(options or {})
         self._self_origin = origin or uuid.uuid4().hex
         self._self_by_value = engines.by_value(_plain_function(wrapped))
         self._self_spec: bytes | None = None
+        instance = getattr(wrapped, "__self__", None)  # a bound method was decorated
+        if isinstance(instance, types.ModuleType):  # a builtin function's __self__
+            instance = None
+        self._self_instance = instance
+        self._self_binds = hasattr(type(wrapped), "__get__")
+        self._self_plain = isinstance(wrapped, types.FunctionType)
+        if is_async and hasattr(inspect, "markcoroutinefunction"):  # Python 3.12+
+            inspect.markcoroutinefunction(self)
 
-    @property
+    @property  # a proxy: it shows the function's class (but see below)
     def __class__(self) -> type:
         # A wrapper that travels by value must not look like a plain function to cloudpickle
         # (it would copy the bare function and lose the cache): it then shows its own type.
         if self._self_by_value:
             return type(self)
-        return self.__wrapped__.__class__
+        return self.__wrapped__.__class__  # type: ignore[no-any-return]
 
     @__class__.setter
     def __class__(self, value: type) -> None:
         raise TypeError("cannot change the class of a cached function")
 
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        result: R = self._self_wrapper(self.__wrapped__, self._self_instance, args, kwargs)
+        return result
+
+    @overload
+    def __get__(self, instance: None, owner: type | None = None) -> CachedFunction[P, R]: ...
+
+    @overload
+    def __get__(
+        self: CachedFunction[Concatenate[T, P2], R2], instance: T, owner: type | None = None
+    ) -> BoundCachedFunction[P2, R2]: ...
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if not self._self_binds or (instance is None and self._self_plain):
+            return self  # a plain function looked up on its class: called with self explicitly
+        return BoundCachedFunction(self, self.__wrapped__.__get__(instance, owner))
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        set_name = getattr(self.__wrapped__, "__set_name__", None)
+        if set_name is not None:
+            set_name(owner, name)
+
     def _full_args(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
-        instance = getattr(self.__wrapped__, "__self__", None)
-        if isinstance(instance, types.ModuleType):  # a builtin function's __self__
-            instance = None
+        instance = self._self_instance
         return args if instance is None else (instance, *args)
 
     def uncached(self, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -192,7 +252,11 @@ class CachedFunction(_CacheMethods[P, R], wrapt.FunctionWrapper[P, R]):
 
 
 def _wrapper_for(memo: Memoizer, is_async: bool) -> Callable[..., Any]:
-    """The wrapt wrapper function: binds the call, then hands it to the memoizer."""
+    """The wrapper function ``(wrapped, instance, args, kwargs)``: hands the call to the memoizer.
+
+    ``wrapped`` is the callable to run on a miss (a bound method for methods); ``instance`` is
+    what the key adds in front of ``args`` (``self``, ``cls``, or None).
+    """
     expiry = refresh.expiry_of(memo)
     if expiry is not None:  # max_age: expired results are refreshed (see refresh.py)
         return expiry.async_wrapper if is_async else expiry.sync_wrapper

@@ -188,3 +188,65 @@ def test_async_concurrent_callers_compute_once(store: str) -> None:
     assert asyncio.run(main()) == [7, 7, 7, 7]
     assert runs == [7]
     assert slow.cache_info().waits == 3
+
+
+# ------------------------------------------------- the wrapper looks like the function it wraps
+def helper(x: int, *, scale: float = 2.0) -> float:
+    """Scale x."""
+    return x * scale
+
+
+helper.tag = "kept"  # type: ignore[attr-defined]
+
+
+def test_wrapper_shows_the_function(store: str) -> None:
+    import types
+    import typing
+
+    cached = persistent_cache(store=store)(helper)
+    assert cached.__wrapped__ is helper
+    assert (cached.__name__, cached.__qualname__, cached.__module__, cached.__doc__) == (
+        helper.__name__, helper.__qualname__, helper.__module__, "Scale x."
+    )
+    assert cached.tag == "kept"  # type: ignore[attr-defined]
+    # (a module-level function: one that travels by value shows its own type, see engines.py)
+    assert isinstance(cached, types.FunctionType) and inspect.isfunction(cached)
+    assert cached.__code__ is helper.__code__ and cached.__defaults__ is helper.__defaults__
+    assert inspect.signature(cached) == inspect.signature(helper)
+    assert typing.get_type_hints(cached) == {"x": int, "scale": float, "return": float}
+    assert not inspect.iscoroutinefunction(cached)
+    assert cached(3) == 6.0
+
+
+def test_methods_bind_like_methods(store: str) -> None:
+    class Box:
+        def __init__(self, n: int) -> None:
+            self.n = n
+
+        def __persidict_hash__(self) -> int:
+            return self.n
+
+        @persistent_cache(store=store)
+        def times(self, x: int) -> int:
+            """Multiply."""
+            return self.n * x
+
+    box = Box(3)
+    bound = box.times
+    assert bound == box.times and hash(bound) == hash(box.times)
+    assert bound != Box(3).times  # another instance, as bound methods compare
+    assert bound.__self__ is box and bound.__func__ is Box.__dict__["times"].__wrapped__
+    assert bound.__doc__ == "Multiply." and bound.__name__ == "times"
+    assert bound.__get__(Box(4)) is bound  # a bound method binds no further
+    assert Box.times(box, 5) == box.times(5) == 15
+    assert Box.times.cache_key(box, 5) == box.times.cache_key(5)
+    assert Box.times.cache_info().misses == 1
+
+
+def test_async_function_is_a_coroutine_function(store: str) -> None:
+    async def fetch(x: int) -> int:
+        return x
+
+    cached = persistent_cache(store=store)(fetch)
+    assert inspect.iscoroutinefunction(cached)
+    assert asyncio.run(cached(4)) == 4

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import persidict_memo
 from persidict_memo import CacheInfo, CacheStoreWarning, persistent_cache
@@ -46,11 +47,21 @@ def test_decorated_function_exposes_the_whole_api() -> None:
         assert callable(getattr(f, name)), name
 
 
-def test_import_is_light() -> None:
+HEAVY = ("asyncio", "numpy", "pandas", "boto3", "joblib", "wrapt")
+
+
+def test_import_is_light(tmp_path: Path) -> None:
+    """Neither the import nor decorating and calling (a miss, then a hit) loads heavy modules."""
     code = (
         "import sys, persidict_memo\n"
-        "heavy = [m for m in ('numpy', 'pandas', 'boto3', 'joblib') if m in sys.modules]\n"
-        "print(','.join(heavy))\n"
+        f"heavy = {HEAVY!r}\n"
+        "first = [m for m in heavy if m in sys.modules]\n"
+        "from persidict_memo import persistent_cache\n"
+        f"@persistent_cache(store={str(tmp_path / 'cache')!r})\n"
+        "def square(x):\n"
+        "    return x * x\n"
+        "assert square(3) == square(3) == 9\n"
+        "print(','.join(first), ','.join(m for m in heavy if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == ""
+    assert out.stdout.split(" ") == ["", "\n"]
