@@ -1,4 +1,4 @@
-"""The cache logic of one decorated function: hits, misses, leases, publishing, inspection.
+"""The cache logic of one decorated function: hits, misses, leases, inspection.
 
 A call goes through three tiers:
 
@@ -6,12 +6,12 @@ A call goes through three tiers:
    and one dict lookup;
 2. the store: a hit is one read, then the result is remembered in memory;
 3. a miss: with leases on, exactly one caller across processes and machines computes (the
-   others wait for its result, see :mod:`persidict_memo.leases`); the result is pickled once
-   to learn its size (so an unpicklable result is found before anything is written), then
-   published with an atomic insert-if-absent (the first result stands; a late writer gets the
-   stored result back), and the lease record is replaced by the result's metadata. Everything
-   is written before the call returns: nothing is deferred to a thread that an abrupt exit
-   would kill.
+   others wait for its result, see :mod:`persidict_memo.leases`; after a streak of quick
+   calls the lease is taken only if a call outlasts a grace period, see
+   :mod:`persidict_memo.grace`); the result is then published (see
+   :mod:`persidict_memo.publishing`) with an atomic insert-if-absent, the lease record
+   replaced by the result's metadata. On local stores everything is written before the call
+   returns.
 
 Coroutines of one event loop calling the same uncached call share one computation in process
 (the others await its future), and wait for other processes with ``await asyncio.sleep``.
@@ -37,26 +37,25 @@ from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
 if TYPE_CHECKING:
     import asyncio
 
-from persidict import (
-    ANY_ETAG,
-    ETAG_IS_THE_SAME,
-    ITEM_NOT_AVAILABLE,
-    NEVER_RETRIEVE,
-    BackendError,
-    MutationPolicyError,
-    PersiDict,
-    WriteOnceDict,
-)
+from persidict import BackendError, PersiDict, WriteOnceDict
 
-from . import background
+from . import background, grace, publishing
 from .call_keys import CallKeyMaker
-from .inventory import layout_of
-from .leases import Lease, LeaseRecord, Leases
+from .grace import LEASE_GRACE, QUICK_STREAK
+from .leases import Lease, Leases
 from .memory import DEFAULT_MEMORY_BYTES, MemoryTier
-from .metadata import build_metadata, parse_metadata, pickled_size
+from .metadata import parse_metadata, pickled_size
+from .publishing import describe_call, publish, store_result, write_metadata
 from .stores import ResultStore, open_store, unavailable
 
-__all__ = ["DEFAULT_MEMORY_BYTES", "CacheInfo", "CacheStoreWarning", "Memoizer"]
+__all__ = [
+    "DEFAULT_MEMORY_BYTES",
+    "LEASE_GRACE",
+    "QUICK_STREAK",
+    "CacheInfo",
+    "CacheStoreWarning",
+    "Memoizer",
+]
 
 _MISSING: Final = object()
 # The keys whose computation the current thread or task is running under a lease: a call that
@@ -65,11 +64,6 @@ _COMPUTING: ContextVar[frozenset[tuple[str, ...]]] = ContextVar(
     "persidict_memo_computing", default=frozenset()
 )
 StoreErrorPolicy = Literal["warn", "raise"]
-# A process calls a function without a lease once its last QUICK_STREAK computations each ran
-# under LEASE_GRACE seconds (a duplicate of such a call costs little; the first result stands);
-# the first slower computation turns leases back on.
-LEASE_GRACE: Final = 0.05
-QUICK_STREAK: Final = 3
 
 
 class CacheInfo(NamedTuple):
@@ -100,9 +94,11 @@ class _Begun(NamedTuple):
     lease: Lease | None
     verify: bool  # a hit chosen for a determinism check: compute and compare
     damaged: bool = False  # the stored result is damaged: compute and replace it
+    quick: bool = False  # a quick call: its lease is taken only if it outlasts LEASE_GRACE
 
 
 _COMPUTE: Final = _Begun(False, None, None, False)
+_QUICK: Final = _Begun(False, None, None, False, quick=True)
 
 
 class Memoizer:
@@ -143,7 +139,7 @@ class Memoizer:
         self.function_name = f"{func.__module__}.{self.keys.qualname}"
         self._store_arg = store
         self._store: ResultStore | None = None
-        self._checker: WriteOnceDict[Any] | None = None
+        self.checker: WriteOnceDict[Any] | None = None  # (see publishing.verify)
         self._leases: Leases | None = None
         self._open_lock = threading.Lock()
         self.lease = lease
@@ -201,23 +197,31 @@ class Memoizer:
             begun = self._await_turn(key)
         if begun.found and not begun.verify:
             return begun.value
-        lease = begun.lease
-        token = _COMPUTING.set(_COMPUTING.get() | {key}) if lease is not None else None
+        lease, pending = self._begin(key, begun)
+        token = _COMPUTING.set(_COMPUTING.get() | {key})
         try:
             start = time.perf_counter()
             result = body(*args, **kwargs)
             seconds = time.perf_counter() - start
         except BaseException:
-            if lease is not None:
-                lease.abandon()  # the next caller takes its turn at once
+            _give_up(lease, pending)  # the next caller takes its turn at once
             raise
         finally:
-            if token is not None:
-                _COMPUTING.reset(token)
+            _COMPUTING.reset(token)
+        if pending is not None:
+            lease = grace.finish(pending)  # taken by the watcher if the call outlasted the grace
         self._quick_streak = self._quick_streak + 1 if seconds < LEASE_GRACE else 0
         if begun.verify:
-            return self._verify(key, begun.value, result)
-        return self._publish(key, result, seconds, full_args, kwargs, lease, begun.damaged)
+            return publishing.verify(self, key, begun.value, result)
+        return publish(self, key, result, seconds, full_args, kwargs, lease, begun.damaged)
+
+    def _begin(
+        self, key: tuple[str, ...], begun: _Begun
+    ) -> tuple[Lease | None, grace.GraceCall | None]:
+        """The lease the computation starts with, or its grace period (quick calls)."""
+        if begun.quick and self._leases is not None:
+            return None, grace.start(self._leases, self.store.lease_key(key))
+        return begun.lease, None
 
     async def call_async(
         self,
@@ -280,31 +284,31 @@ class Memoizer:
                     self.store.lease_key(key), lambda: self._exists(key)
                 )
             except Exception as exc:  # leases unavailable: compute without one
-                self._report(exc, f"could not take the lease of a {self.function_name}() call")
+                self.report(exc, f"could not take the lease of a {self.function_name}() call")
                 self.misses += 1
                 begun = _COMPUTE
             else:
                 begun = await asyncio.to_thread(self._after_wait, key, lease, waited)
         if begun.found and not begun.verify:
             return begun.value
-        lease = begun.lease
-        token = _COMPUTING.set(_COMPUTING.get() | {key}) if lease is not None else None
+        lease, pending = self._begin(key, begun)
+        token = _COMPUTING.set(_COMPUTING.get() | {key})
         try:
             start = time.perf_counter()
             result = await body(*args, **kwargs)
             seconds = time.perf_counter() - start
         except BaseException:
-            if lease is not None:
-                await asyncio.to_thread(lease.abandon)
+            await asyncio.to_thread(_give_up, lease, pending)
             raise
         finally:
-            if token is not None:
-                _COMPUTING.reset(token)
+            _COMPUTING.reset(token)
+        if pending is not None:
+            lease = grace.finish(pending)
         self._quick_streak = self._quick_streak + 1 if seconds < LEASE_GRACE else 0
         if begun.verify:
-            return self._verify(key, begun.value, result)
+            return publishing.verify(self, key, begun.value, result)
         return await asyncio.to_thread(
-            self._publish, key, result, seconds, full_args, kwargs, lease, begun.damaged
+            publish, self, key, result, seconds, full_args, kwargs, lease, begun.damaged
         )
 
     def _look(self, key: tuple[str, ...], remembered: Any) -> _Begun | None:
@@ -313,7 +317,7 @@ class Memoizer:
         if remembered is not _MISSING:
             self.hits += 1
             return _Begun(True, remembered, None, verify)
-        found, value, damaged = self._read(key)
+        found, value, damaged = self.read(key)
         if found:
             self.hits += 1
             return _Begun(True, value, None, verify)
@@ -322,14 +326,14 @@ class Memoizer:
             # a damaged entry is replaced without a lease; a call computing itself takes none
             self.misses += 1
             return _Begun(False, None, None, False, damaged)
-        if self._quick_streak >= QUICK_STREAK:  # quick calls: no lease, unless one is held
+        if self._quick_streak >= QUICK_STREAK:  # quick calls: no lease yet, unless one is held
             try:
                 held = self.store.lease_key(key) in leases.store
             except Exception:
                 held = True  # let the lease path report it
             if not held:
                 self.misses += 1
-                return _COMPUTE
+                return _QUICK
         return None
 
     def _await_turn(self, key: tuple[str, ...]) -> _Begun:
@@ -341,14 +345,14 @@ class Memoizer:
                 self.store.lease_key(key), lambda: self._exists(key)
             )
         except Exception as exc:  # leases unavailable: compute without one
-            self._report(exc, f"could not take the lease of a {self.function_name}() call")
+            self.report(exc, f"could not take the lease of a {self.function_name}() call")
             self.misses += 1
             return _COMPUTE
         return self._after_wait(key, lease, waited)
 
     def _after_wait(self, key: tuple[str, ...], lease: Lease | None, waited: bool) -> _Begun:
         if lease is None:  # the result is there (published by another caller)
-            found, value, damaged = self._read(key)
+            found, value, damaged = self.read(key)
             if found:
                 if waited:
                     self.waits += 1
@@ -367,7 +371,7 @@ class Memoizer:
         except Exception:
             return False
 
-    def _read(self, key: tuple[str, ...]) -> tuple[bool, Any, bool]:
+    def read(self, key: tuple[str, ...]) -> tuple[bool, Any, bool]:
         """``(found, value, damaged)``: a damaged entry is reported and reads as a miss."""
         try:
             value = self.store.results[key]
@@ -376,7 +380,7 @@ class Memoizer:
             return False, None, False
         except BackendError as exc:
             if exc.operation != "decode":
-                self._report(exc, f"could not read the cached result {'/'.join(key)}")
+                self.report(exc, f"could not read the cached result {'/'.join(key)}")
                 return False, None, False
             self._store_worked = True
             self.store_errors += 1
@@ -388,7 +392,7 @@ class Memoizer:
             )
             return False, None, True
         except Exception as exc:
-            self._report(exc, f"could not read the cached result {'/'.join(key)}")
+            self.report(exc, f"could not read the cached result {'/'.join(key)}")
             return False, None, False
         self._store_worked = True
         self._tier.remember(key, value)
@@ -398,146 +402,12 @@ class Memoizer:
         """``(entries, pickled bytes)`` of the results kept in this process's memory."""
         return self._tier.usage()
 
-    def _publish(
-        self,
-        key: tuple[str, ...],
-        result: Any,
-        seconds: float,
-        full_args: tuple[Any, ...],
-        kwargs: Mapping[str, Any],
-        lease: Lease | None,
-        replace: bool = False,
-    ) -> Any:
-        """Store a fresh result and its metadata; return the result that stands.
+    def remember(self, key: tuple[str, ...], value: Any, size: int | None = None) -> None:
+        """Keep a result in this process's memory (``size``: its pickled size, if known)."""
+        self._tier.remember(key, value, size)
 
-        The first result stands (insert-if-absent), except over a damaged entry (``replace``),
-        which is overwritten atomically. A result that cannot be stored is reported
-        (``on_store_error``) and returned, its lease given up.
-        """
-        try:
-            size = pickled_size(result)  # an unpicklable result fails here, before any write
-            won = self._store_result(key, result, replace)
-        except MutationPolicyError:
-            if lease is not None:
-                lease.abandon()
-            raise  # a failed determinism check is the answer, not a storage problem
-        except Exception as exc:
-            if lease is not None:
-                lease.abandon()
-            self._report(exc, f"could not store the result of {self.function_name}()")
-            return result
-        stored = result
-        if won:
-            self._tier.remember(key, result, size)
-        else:  # another caller published first: its result stands
-            if self.check_determinism > 0:
-                self._verify(key, None, result)
-            found, value, _ = self._read(key)
-            stored = value if found else result
-        text = self._metadata(key, result, size, seconds, full_args, kwargs)
-        if self.store.remote:  # off the critical path (see ResultStore.remote)
-            background.submit(lambda: self._write_metadata_quietly(key, text, lease, replace))
-            return stored
-        try:
-            self._write_metadata(key, text, lease, overwrite=replace)
-        except Exception as exc:  # the result stands; only its description is missing
-            self._report(exc, f"could not store the metadata of a {self.function_name}() call")
-        return stored
-
-    def _write_metadata_quietly(
-        self, key: tuple[str, ...], text: str, lease: Lease | None, overwrite: bool
-    ) -> None:
-        try:
-            self._write_metadata(key, text, lease, overwrite)
-        except Exception:  # logged by the housekeeping thread; the result stands
-            self.store_errors += 1
-            raise
-
-    def _store_result(self, key: tuple[str, ...], result: Any, replace: bool) -> bool:
-        """Insert-if-absent (or, over a damaged entry, replace); True if ours was written."""
-        store = self.store
-        if replace:
-            store.admin[key] = result  # atomic: a temp file renamed over the damaged one
-            return True
-        return bool(
-            store.results.setdefault_if(
-                key,
-                default_value=result,
-                condition=ANY_ETAG,
-                expected_etag=ITEM_NOT_AVAILABLE,
-                retrieve_value=NEVER_RETRIEVE,
-            ).value_was_mutated
-        )
-
-    def _metadata(
-        self,
-        key: tuple[str, ...],
-        result: Any,
-        size: int,
-        seconds: float,
-        full_args: tuple[Any, ...],
-        kwargs: Mapping[str, Any],
-    ) -> str:
-        return build_metadata(
-            function=self.function_name,
-            key=key,
-            arguments=self.keys.describe(full_args, kwargs),
-            compute_seconds=seconds,
-            result=result,
-            result_size=size,
-        )
-
-    def _write_metadata(
-        self, key: tuple[str, ...], text: str, lease: Lease | None, overwrite: bool
-    ) -> None:
-        """Record the metadata; with a lease, the same write releases it."""
-        store = self.store
-        if lease is not None:
-            lease.finish(text)  # a lease taken over is the new holder's to finish
-            return
-        meta_key = store.meta_key(key)
-        if overwrite:
-            store.meta[meta_key] = text
-            return
-        outcome = store.meta.setdefault_if(
-            meta_key,
-            default_value=text,
-            condition=ANY_ETAG,
-            expected_etag=ITEM_NOT_AVAILABLE,
-            retrieve_value=NEVER_RETRIEVE,
-        )
-        if outcome.value_was_mutated or store.meta.append_only:
-            return
-        got = store.meta.get_with_etag(meta_key)  # another caller's lease: moot now
-        if got.resulting_etag is not ITEM_NOT_AVAILABLE and LeaseRecord.from_text(
-            got.new_value
-        ) is not None:
-            store.meta.set_item_if(
-                meta_key,
-                value=text,
-                condition=ETAG_IS_THE_SAME,
-                expected_etag=got.resulting_etag,
-                retrieve_value=NEVER_RETRIEVE,
-            )
-
-    def _verify(self, key: tuple[str, ...], stored: Any, fresh: Any) -> Any:
-        """Compare a recomputed result with the stored one (WriteOnceDict's consistency check)."""
-        checker = self._checker
-        if checker is None:
-            checker = self._checker = WriteOnceDict(
-                wrapped_dict=self.store.results, p_consistency_checks=1.0
-            )
-        try:
-            checker[key] = fresh
-        except MutationPolicyError as exc:
-            raise MutationPolicyError(
-                "write-once",
-                f"{self.function_name}() is not deterministic: a recomputed result differs "
-                f"from the cached one ({exc})",
-            ) from exc
-        return stored
-
-    def _report(self, exc: BaseException, what: str) -> None:
+    def report(self, exc: BaseException, what: str) -> None:
+        """A store failure: raised while the store never worked, else per ``on_store_error``."""
         if not self._store_worked:  # never answered: misconfigured, not a passing failure
             raise unavailable(self._store_arg, self.function_name, exc) from exc
         self.store_errors += 1
@@ -572,12 +442,11 @@ class Memoizer:
         if self.is_cached(key):
             return False
         size = pickled_size(result)
-        if not self._store_result(key, result, replace=False):
+        if not store_result(self.store, key, result, replace=False):
             return False
         self._tier.remember(key, result, size)
-        self._write_metadata(
-            key, self._metadata(key, result, size, 0.0, full_args, kwargs), None, overwrite=False
-        )
+        text = describe_call(self, key, result, size, 0.0, full_args, kwargs)
+        write_metadata(self.store, key, text, None, overwrite=False)
         return True
 
     def forget(self, key: tuple[str, ...]) -> bool:
@@ -591,6 +460,8 @@ class Memoizer:
         background.flush()
         self._tier.clear()
         prefix = self.keys.prefix if not all_versions else self.keys.prefix[:3]
+        from .inventory import layout_of  # (here: not on the import path of a hit)
+
         return layout_of(self.store).clear(prefix)  # one listing, bulk deletes
 
     def drop_remembered(self, keys: Iterable[tuple[str, ...]]) -> None:
@@ -607,3 +478,11 @@ class Memoizer:
     def results_store(self) -> PersiDict[Any]:
         """The (append-only view of the) store holding the results."""
         return self.store.results
+
+
+def _give_up(lease: Lease | None, pending: grace.GraceCall | None) -> None:
+    """A computation failed: free its lease (taken upfront or by the grace watcher)."""
+    if pending is not None:
+        lease = grace.finish(pending)
+    if lease is not None:
+        lease.abandon()

@@ -2,8 +2,9 @@
 
 * A damaged result reads as a miss (with a warning), is recomputed and replaced atomically, and
   is never returned.
-* Quick calls skip the lease (after a streak of quick ones): under contention such a call may
-  run twice but is published once, the first result standing for every caller.
+* Quick calls skip the upfront lease (after a streak of quick ones): under contention such a
+  call may run twice but is published once, the first result standing for every caller; one
+  that outlasts the grace period takes its lease then, so later callers wait for it.
 * Slow calls under contention are computed once.
 * The lease record becomes the metadata: one record per entry, written before the call returns.
 * S3: a miss sends at most 2 requests besides the result's PUT, a warm hit none, a cold hit one
@@ -171,6 +172,112 @@ def test_a_quick_process_waits_for_a_lease_held_elsewhere(tmp_path: Path) -> Non
     thread.join()
     assert len(runs) == 1
     assert quick.cache_info().waits == 1
+
+
+def test_a_quick_process_leases_a_call_that_outlasts_the_grace_period(tmp_path: Path) -> None:
+    """Two processes in quick mode (no upfront lease): the first one's slow call takes its
+    lease within the grace period, so the second one, arriving later, waits for its result
+    instead of computing it again (before the fix it never took one: both computed)."""
+    release = threading.Event()
+    runs: list[str] = []
+
+    def process() -> Any:
+        @persistent_cache(store=str(tmp_path), ignore=("runs", "release"))  # (not inputs)
+        def work(x: int) -> str:
+            value = uuid.uuid4().hex
+            runs.append(value)
+            if x == 1000:  # the slow call: runs until the test releases it
+                assert release.wait(60)
+            return value
+
+        return work
+
+    first, late = process(), process()
+    make_quick(first)
+    make_quick(late)
+    runs.clear()
+    results: dict[str, str] = {}
+    one = threading.Thread(target=lambda: results.setdefault("first", first(1000)))
+    one.start()
+    store = first._self_memo.store
+    record_key = store.lease_key(first.cache_key(1000))
+    deadline = time.monotonic() + 30
+    try:
+        while LeaseRecord.from_text(store.meta.get(record_key)) is None:  # the grace lease
+            assert time.monotonic() < deadline, "the slow quick call never took its lease"
+            time.sleep(0.01)
+        two = threading.Thread(target=lambda: results.setdefault("late", late(1000)))
+        two.start()
+        two.join(0.3)  # (a late caller that computes would block in the body, as "first" does)
+    finally:
+        release.set()
+    one.join(60)
+    two.join(60)
+    assert len(runs) == 1
+    assert results == {"first": runs[0], "late": runs[0]}
+    assert late.cache_info().waits == 1
+    metas = [m for m in tmp_path.rglob("*.meta") if LeaseRecord.from_text(m.read_text())]
+    assert metas == []  # the grace lease was released by the metadata write
+
+
+def test_a_quick_call_takes_no_lease(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from persidict_memo.leases import Leases
+
+    taken: list[tuple[str, ...]] = []
+    real = Leases.try_acquire
+
+    def counting(self: Leases, key: tuple[str, ...]) -> Any:
+        taken.append(key)
+        return real(self, key)
+
+    monkeypatch.setattr(Leases, "try_acquire", counting)
+    runs: list[str] = []
+    token = token_maker(str(tmp_path), runs)
+    make_quick(token)
+    taken.clear()
+    for i in range(5):
+        token(100 + i)
+    assert taken == []  # (a call outlasting the grace period on a loaded machine is leased)
+    assert len(runs) >= QUICK_STREAK + 5
+
+
+def test_a_failing_slow_quick_call_frees_its_grace_lease(tmp_path: Path) -> None:
+    started = threading.Event()
+    release = threading.Event()
+
+    @persistent_cache(store=str(tmp_path), ignore=("started", "release"))
+    def work(x: int) -> int:
+        if x == 7:
+            started.set()
+            assert release.wait(60)
+            raise ValueError("failed")
+        return x
+
+    make_quick(work)
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            work(7)
+        except ValueError as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    assert started.wait(30)
+    store = work._self_memo.store
+    record_key = store.lease_key(work.cache_key(7))
+    deadline = time.monotonic() + 30
+    try:
+        while LeaseRecord.from_text(store.meta.get(record_key)) is None:
+            assert time.monotonic() < deadline, "the slow quick call never took its lease"
+            time.sleep(0.01)
+    finally:
+        release.set()
+    thread.join(60)
+    assert len(errors) == 1
+    assert store.meta.get(record_key) is None  # the next caller takes its turn at once
+    assert not work.is_cached(7)
 
 
 # ------------------------------------------------------------------------ records on disk
