@@ -453,6 +453,8 @@ class Memoizer:
         """Drop one call's result and metadata; True if a result was stored."""
         background.flush()
         self._tier.forget(key)
+        from .inventory import layout_of  # (here: not on the import path of a hit)
+
         return layout_of(self.store).forget(key)  # on files: two unlinks, no stat
 
     def clear(self, all_versions: bool) -> int:
