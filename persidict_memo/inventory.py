@@ -123,6 +123,8 @@ class _FileLayout(Layout):
         self.base_dir: str = base.base_dir
         self._root: str | None = None
         self._checked: dict[str, bool] = {}
+        self._folders: dict[tuple[str, ...], str] = {}  # key prefix -> its directory
+        self._exts = {kind: ext for ext, kind in self.kinds.items()}
 
     def _dir(self, prefix: tuple[str, ...]) -> str:
         n = self.digest_len
@@ -137,11 +139,12 @@ class _FileLayout(Layout):
         return real == root or real.startswith(root + os.sep)
 
     def _walk(
-        self, prefix: tuple[str, ...], dirs: list[str] | None = None
+        self, prefix: tuple[str, ...], dirs: list[str] | None = None, timed: bool = True
     ) -> Iterator[tuple[str, Item | None]]:
         """(path, item) of every file under the prefix; item None: not ours (e.g. a temp file).
 
-        The directories walked are appended to ``dirs``, parents before children.
+        The directories walked are appended to ``dirs``, parents before children. Without
+        ``timed`` no file is stat'ed (the items' mtime and size are 0).
         """
         n, kinds = self.digest_len, self.kinds
         start = self._dir(prefix)
@@ -165,7 +168,7 @@ class _FileLayout(Layout):
                         if comp is not None:
                             stack.append((entry.path, (*key, comp)))
                         continue
-                    st = entry.stat(follow_symlinks=False)
+                    st = entry.stat(follow_symlinks=False) if timed else None
                 except OSError:
                     continue
                 stem, dot, ext = name.rpartition(".")
@@ -173,6 +176,8 @@ class _FileLayout(Layout):
                 comp = unsign_component(stem, n) if kind is not None else None
                 if kind is None or comp is None:
                     yield entry.path, None
+                elif st is None:
+                    yield entry.path, Item((*key, comp), kind, 0.0, 0)
                 else:
                     yield entry.path, Item((*key, comp), kind, st.st_mtime, st.st_size)
 
@@ -181,12 +186,19 @@ class _FileLayout(Layout):
             if item is not None:
                 yield item
 
+    def _folder(self, dirs: tuple[str, ...]) -> str:
+        """The directory of the keys under ``dirs`` (remembered: a function has few)."""
+        folder = self._folders.get(dirs)
+        if folder is None:
+            if len(self._folders) >= 4096:
+                self._folders.clear()
+            folder = self._folders[dirs] = self._dir(dirs)
+        return folder
+
     def _path(self, item: Item) -> str:
-        n = self.digest_len
-        ext = next(e for e, k in self.kinds.items() if k == item.kind)
-        *dirs, last = item.key
-        folder = os.path.join(self.base_dir, *(sign_component(c, n) for c in dirs))
-        return os.path.join(folder, f"{sign_component(last, n)}.{ext}")
+        key = item.key
+        stem = sign_component(key[-1], self.digest_len)
+        return os.path.join(self._folder(key[:-1]), f"{stem}.{self._exts[item.kind]}")
 
     def remove(self, items: Iterable[Item]) -> int:
         removed = 0
@@ -214,8 +226,9 @@ class _FileLayout(Layout):
 
     def forget(self, key: tuple[str, ...]) -> bool:
         """Two unlinks (result, metadata) and the shard directory if it emptied; no stat."""
-        result = self._path(Item(key, "result", 0.0, None))
-        parent = os.path.dirname(result)
+        parent = self._folder(key[:-1])
+        stem = os.path.join(parent, sign_component(key[-1], self.digest_len))
+        result = f"{stem}.{self._exts['result']}"
         inside = self._checked.get(parent)
         if inside is None:
             if len(self._checked) >= 4096:
@@ -231,7 +244,7 @@ class _FileLayout(Layout):
         except OSError:
             return super().forget(key)  # let the store report what is wrong
         try:
-            os.unlink(self._path(Item(key, "meta", 0.0, None)))
+            os.unlink(f"{stem}.{self._exts['meta']}")
         except OSError:
             pass
         try:
@@ -241,11 +254,14 @@ class _FileLayout(Layout):
         return removed
 
     def clear(self, prefix: tuple[str, ...]) -> int:
-        """One walk unlinking our files (and stale temp files), then the emptied directories."""
+        """One walk unlinking our files (and stale temp files), then the emptied directories.
+
+        Only temp files are stat'ed (a young one may be a writer's, about to be renamed).
+        """
         removed = 0
         stale = time.time() - STALE_TEMP_AGE
         dirs: list[str] = []
-        for path, item in self._walk(prefix, dirs):
+        for path, item in self._walk(prefix, dirs, timed=False):
             if item is None:
                 if not os.path.basename(path).startswith(TEMP_PREFIX):
                     continue
