@@ -1,14 +1,16 @@
 """``f.map``: run a cached function over many inputs, computing only what is not stored yet.
 
 1. Every item's key is computed here (hashing errors surface at once, naming the item).
-2. What is stored is found **in bulk**: one listing of the key prefixes the items fall in (the
-   function's whole prefix once the items cover more than a few of its 256 shards; on S3 one
+2. Items whose results this process holds in memory are hits at once, without a request.
+3. What is stored of the others is found **in bulk**: one listing of the key prefixes they fall
+   in (the function's whole prefix once they cover more than a few of its 256 shards; on S3 one
    paginated ``ListObjectsV2``, 1,000 keys a request) instead of one request per item. The hits
-   are then read, several at a time.
-3. Only the misses are computed: in this process, or in parallel on loky (joblib's process
+   are then read, several at a time (on S3 one ``GET`` each: there is no multi-object read).
+4. Only the misses are computed: in this process, or in parallel on loky (joblib's process
    pool), threads, a ``dask.distributed.Client`` or ray. Each miss is an ordinary call of the
-   cached function, so workers share the store and its leases: a call already being computed
-   elsewhere is waited for, not computed twice.
+   cached function, except that its result is not looked for again (the listing found none), so
+   workers share the store and its leases: a call already being computed elsewhere is waited
+   for, not computed twice, and one published since the listing is read, not recomputed.
 
 A failing item does not stop the others; once all finished, the first failure (in input order)
 is raised again with a note naming the item.
@@ -28,9 +30,10 @@ from .inventory import layout_of
 
 __all__ = ["run_map"]
 
+_MISSING: Final = object()
 _READ_THREADS: Final = 16
-_SHARD_LISTINGS: Final = 8  # list single shards up to this many, else the whole prefix
 Call = tuple[tuple[Any, ...], dict[str, Any]]
+Job = tuple[tuple[str, ...] | None, tuple[Any, ...], dict[str, Any]]  # (key, args, kwargs)
 
 
 def _calls(items: list[Any], unpack: bool) -> list[Call]:
@@ -55,17 +58,26 @@ def _calls(items: list[Any], unpack: bool) -> list[Call]:
     return calls
 
 
-def _stored(memo: Any, keys: list[tuple[str, ...]]) -> dict[tuple[str, ...], float]:
-    """The stored results among ``keys`` with their times, from as few listings as possible."""
+def _stored(
+    memo: Any, keys: Iterable[tuple[str, ...]]
+) -> tuple[dict[tuple[str, ...], float], set[tuple[str, ...]]]:
+    """The stored results among ``keys`` with their times, and the keys with a metadata record
+    (or lease), from as few listings as possible."""
     background.flush()
     layout = layout_of(memo.store)
     prefix = tuple(memo.keys.prefix)
-    shards = {key[len(prefix)] for key in keys if key[: len(prefix)] == prefix}
-    prefixes = [prefix] if len(shards) > _SHARD_LISTINGS else [(*prefix, s) for s in shards]
+    depth = len(prefix)
+    wanted = {key for key in keys if key[:depth] == prefix and len(key) > depth}
     found: dict[tuple[str, ...], float] = {}
-    for where in prefixes:
-        found.update((i.key, i.mtime) for i in layout.scan(where) if i.kind == "result")
-    return found
+    records: set[tuple[str, ...]] = set()
+    if wanted:
+        for item in layout.find(prefix, {key[depth] for key in wanted}):
+            if item.key in wanted:
+                if item.kind == "result":
+                    found[item.key] = item.mtime
+                else:
+                    records.add(item.key)
+    return found, records
 
 
 def _read_hits(memo: Any, keys: list[tuple[str, ...]]) -> Iterator[tuple[int, bool, Any]]:
@@ -84,12 +96,23 @@ def _read_hits(memo: Any, keys: list[tuple[str, ...]]) -> Iterator[tuple[int, bo
         yield from pool.map(read, range(len(keys)))
 
 
-def _call_one(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[bool, Any]:
-    """Run one call where the engine put it: (True, result) or (False, exception)."""
+def _call_one(
+    func: Any, key: tuple[str, ...] | None, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[bool, Any]:
+    """Run one call where the engine put it: (True, result) or (False, exception).
+
+    ``key``: the call's key if the listing found neither its result nor its record (so the
+    memoizer does not look for them again), else None.
+    """
+    from .memoizer import LISTED_ABSENT
+
+    token = LISTED_ABSENT.set(key)
     try:
         return True, func(*args, **kwargs)
     except Exception as exc:
         failure: Exception = exc
+    finally:
+        LISTED_ABSENT.reset(token)
     try:
         pickle.dumps(failure)  # it must travel back from a worker process
     except Exception:
@@ -101,43 +124,43 @@ def _jobs(n_jobs: int) -> int:
     return max(1, os.cpu_count() or 1) if n_jobs < 0 else n_jobs
 
 
-def _run_local(func: Any, calls: list[Call], bar: progress.Bar) -> Iterator[tuple[bool, Any]]:
-    for args, kwargs in calls:
-        outcome = _call_one(func, args, kwargs)
+def _run_local(func: Any, jobs: list[Job], bar: progress.Bar) -> Iterator[tuple[bool, Any]]:
+    for key, args, kwargs in jobs:
+        outcome = _call_one(func, key, args, kwargs)
         bar.update()
         yield outcome
 
 
 def _run_threads(
-    func: Any, calls: list[Call], n_jobs: int, bar: progress.Bar
+    func: Any, jobs: list[Job], n_jobs: int, bar: progress.Bar
 ) -> Iterator[tuple[bool, Any]]:
     with ThreadPoolExecutor(max_workers=_jobs(n_jobs)) as pool:
-        for outcome in pool.map(lambda c: _call_one(func, *c), calls):
+        for outcome in pool.map(lambda job: _call_one(func, *job), jobs):
             bar.update()
             yield outcome
 
 
 def _run_loky(
-    func: Any, calls: list[Call], n_jobs: int, bar: progress.Bar
+    func: Any, jobs: list[Job], n_jobs: int, bar: progress.Bar
 ) -> Iterator[tuple[bool, Any]]:
     from joblib import Parallel, delayed
 
     parallel = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator")
-    for outcome in parallel(delayed(_call_one)(func, a, k) for a, k in calls):
+    for outcome in parallel(delayed(_call_one)(func, *job) for job in jobs):
         bar.update()
         yield outcome
 
 
-def _run_dask(client: Any, func: Any, calls: list[Call], bar: progress.Bar) -> list[Any]:
+def _run_dask(client: Any, func: Any, jobs: list[Job], bar: progress.Bar) -> list[Any]:
     from distributed import as_completed
 
-    futures = [client.submit(_call_one, func, a, k, pure=False) for a, k in calls]
+    futures = [client.submit(_call_one, func, *job, pure=False) for job in jobs]
     for _ in as_completed(futures):  # type: ignore[no-untyped-call]
         bar.update()
     return list(client.gather(futures))
 
 
-def _run_ray(func: Any, calls: list[Call], n_jobs: int, bar: progress.Bar) -> list[Any]:
+def _run_ray(func: Any, jobs: list[Job], n_jobs: int, bar: progress.Bar) -> list[Any]:
     try:
         import ray
     except ImportError as exc:
@@ -145,7 +168,7 @@ def _run_ray(func: Any, calls: list[Call], n_jobs: int, bar: progress.Bar) -> li
     if not ray.is_initialized():
         ray.init(num_cpus=_jobs(n_jobs), include_dashboard=False, log_to_driver=False)
     remote = ray.remote(_call_one)
-    refs = [remote.remote(func, a, k) for a, k in calls]
+    refs = [remote.remote(func, *job) for job in jobs]
     pending = list(refs)
     while pending:
         done, pending = ray.wait(pending, num_returns=1)
@@ -158,22 +181,22 @@ def _is_dask_client(backend: Any) -> bool:
 
 
 def _compute(
-    func: Any, calls: list[Call], n_jobs: int | None, backend: Any, bar: progress.Bar
+    func: Any, jobs: list[Job], n_jobs: int | None, backend: Any, bar: progress.Bar
 ) -> list[tuple[bool, Any]]:
     if _is_dask_client(backend):
-        return _run_dask(backend, func, calls, bar)
+        return _run_dask(backend, func, jobs, bar)
     if backend is not None and backend not in ("loky", "threading", "ray"):
         raise ValueError(
             "backend must be 'loky', 'threading', 'ray' or a dask.distributed.Client, "
             f"got {backend!r}"
         )
-    if n_jobs is None or n_jobs == 1 or len(calls) <= 1:
-        return list(_run_local(func, calls, bar))
+    if n_jobs is None or n_jobs == 1 or len(jobs) <= 1:
+        return list(_run_local(func, jobs, bar))
     if backend == "threading":
-        return list(_run_threads(func, calls, n_jobs, bar))
+        return list(_run_threads(func, jobs, n_jobs, bar))
     if backend == "ray":
-        return _run_ray(func, calls, n_jobs, bar)
-    return list(_run_loky(func, calls, n_jobs, bar))
+        return _run_ray(func, jobs, n_jobs, bar)
+    return list(_run_loky(func, jobs, n_jobs, bar))
 
 
 def run_map(
@@ -202,24 +225,32 @@ def run_map(
         except TypeError as exc:
             exc.add_note(f"persidict_memo map: item {index} ({_short(items[index])})")
             raise
-    stored = _stored(memo, keys) if keys else {}
-    oldest = _oldest_fresh(memo)
     results: list[Any] = [None] * len(items)
-    hits = [i for i, key in enumerate(keys) if stored.get(key, -1.0) >= oldest]
-    todo = sorted(set(range(len(keys))) - set(hits))
+    unknown = _from_memory(memo, keys, results)
+    stored, records = _stored(memo, (keys[i] for i in unknown)) if unknown else ({}, set())
+    oldest = _oldest_fresh(memo)
+    hits = [i for i in unknown if stored.get(keys[i], -1.0) >= oldest]
+    todo = sorted(set(unknown) - set(hits))
     for position, found, value in _read_hits(memo, [keys[i] for i in hits]):
         if found:
             results[hits[position]] = value
             memo.hits += 1
         else:
             todo.append(hits[position])
-    todo.sort()
+    firsts: dict[tuple[str, ...], int] = {}  # each distinct call computed once
+    for index in sorted(todo):
+        firsts.setdefault(keys[index], index)
     failures: list[tuple[int, BaseException]] = []
-    if todo:
+    if firsts:
         name = getattr(func, "__qualname__", "map")
-        with _bar(len(todo), name, progress) as bar:
-            outcomes = _compute(func, [calls[i] for i in todo], n_jobs, backend, bar)
-        for index, (ok, value) in zip(todo, outcomes, strict=True):
+        # a call listed with neither a result nor a record is not looked for again
+        jobs = [(key if key not in records and key not in stored else None, *calls[index])
+                for key, index in firsts.items()]
+        with _bar(len(jobs), name, progress) as bar:
+            outcomes = _compute(func, jobs, n_jobs, backend, bar)
+        done = dict(zip(firsts, outcomes, strict=True))
+        for index in sorted(todo):
+            ok, value = done[keys[index]]
             if ok:
                 results[index] = value
             else:
@@ -235,6 +266,28 @@ def run_map(
 def _bar(total: int, name: str, enabled: bool | None) -> progress.Bar:
     # Forced on, the bar shows at once; automatic, only once the work took about a second.
     return progress.bar(total, f"{name} (computing {total})", enabled, delay=enabled is None)
+
+
+def _from_memory(memo: Any, keys: list[tuple[str, ...]], results: list[Any]) -> list[int]:
+    """Fill in the results this process holds in memory; the positions of the others.
+
+    Not with ``max_age`` (whose expiry keeps its own memory) or ``check_determinism`` (whose
+    hits may be recomputed): then every item is looked up in the store.
+    """
+    from .refresh import expiry_of
+
+    memory = getattr(memo, "_memory", None)
+    if memory is None or memo.check_determinism or expiry_of(memo) is not None:
+        return list(range(len(keys)))
+    unknown = []
+    for index, key in enumerate(keys):
+        value = memory.get(key, _MISSING)
+        if value is _MISSING:
+            unknown.append(index)
+        else:
+            results[index] = value
+            memo.hits += 1
+    return unknown
 
 
 def _oldest_fresh(memo: Any) -> float:

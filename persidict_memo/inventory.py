@@ -31,10 +31,11 @@ from persidict.keys import sign_component, unsign_component
 
 from .stores import ResultStore
 
-__all__ = ["Item", "Layout", "layout_of"]
+__all__ = ["SHARD_LISTINGS", "Item", "Layout", "layout_of"]
 
 Kind = Literal["result", "meta"]
 _DELETE_BATCH: Final = 1000
+SHARD_LISTINGS: Final = 8  # find(): list single shards up to this many, else the whole prefix
 _META: Final = "meta"
 
 
@@ -75,6 +76,16 @@ class Layout:
         for kind, store in (("result", rs.results), ("meta", rs.meta)):
             for key, mtime in _keys_and_times(store, prefix):
                 yield Item(key, kind, mtime, None)  # type: ignore[arg-type]
+
+    def find(self, prefix: tuple[str, ...], shards: set[str]) -> Iterator[Item]:
+        """The items under ``prefix`` whose next key component is in ``shards``, from as few
+        listings as this layout can tell (each shard's own, when they are few)."""
+        if len(shards) > SHARD_LISTINGS:
+            depth = len(prefix)
+            yield from (i for i in self.scan(prefix) if i.key[depth] in shards)
+            return
+        for shard in sorted(shards):
+            yield from self.scan((*prefix, shard))
 
     def remove(self, items: Iterable[Item]) -> int:
         """Delete these items (best effort); return how many results were deleted."""
@@ -307,21 +318,42 @@ class _S3Layout(Layout):
             self.local_exts = [*self.kinds, *(f"{e}_etag" for e in self.kinds)]
 
     def scan(self, prefix: tuple[str, ...]) -> Iterator[Item]:
-        kinds = self.kinds
-        start = len(self.root)
+        for page in self._pages(prefix):
+            yield from self._items(page)
+
+    def _pages(self, prefix: tuple[str, ...]) -> Iterator[dict[str, Any]]:
         pages = self.client.get_paginator("list_objects_v2").paginate(
             Bucket=self.bucket, Prefix=self.root + "/".join(prefix) + "/"
         )
-        for page in pages:
-            for obj in page.get("Contents", ()):
-                parts = obj["Key"][start:].split("/")
-                stem, dot, ext = parts[-1].rpartition(".")
-                kind = kinds.get(ext) if dot else None
-                if kind is None or not stem:
-                    continue
-                yield Item(
-                    (*parts[:-1], stem), kind, obj["LastModified"].timestamp(), int(obj["Size"])
-                )
+        yield from pages
+
+    def _items(self, page: dict[str, Any]) -> Iterator[Item]:
+        kinds = self.kinds
+        start = len(self.root)
+        for obj in page.get("Contents", ()):
+            parts = obj["Key"][start:].split("/")
+            stem, dot, ext = parts[-1].rpartition(".")
+            kind = kinds.get(ext) if dot else None
+            if kind is None or not stem:
+                continue
+            yield Item(
+                (*parts[:-1], stem), kind, obj["LastModified"].timestamp(), int(obj["Size"])
+            )
+
+    def find(self, prefix: tuple[str, ...], shards: set[str]) -> Iterator[Item]:
+        """The first page of the whole prefix; only if there are more, the shards' own
+        listings (when they are few): at most one request more than the cheaper of the two."""
+        pages = self._pages(prefix)
+        first = next(pages, None)
+        if first is None:
+            return
+        if not first.get("IsTruncated") or len(shards) > SHARD_LISTINGS:
+            yield from (i for i in self._items(first) if i.key[len(prefix)] in shards)
+            for page in pages:
+                yield from (i for i in self._items(page) if i.key[len(prefix)] in shards)
+            return
+        for shard in sorted(shards):
+            yield from self.scan((*prefix, shard))
 
     def _object_key(self, item: Item) -> str:
         ext = next(e for e, k in self.kinds.items() if k == item.kind)

@@ -63,6 +63,11 @@ _MISSING: Final = object()
 _COMPUTING: ContextVar[frozenset[tuple[str, ...]]] = ContextVar(
     "persidict_memo_computing", default=frozenset()
 )
+# The key of a call that f.map's bulk listing found without a result or a record (see batch.py):
+# neither is looked for again.
+LISTED_ABSENT: ContextVar[tuple[str, ...] | None] = ContextVar(
+    "persidict_memo_listed_absent", default=None
+)
 StoreErrorPolicy = Literal["warn", "raise"]
 
 
@@ -317,7 +322,8 @@ class Memoizer:
         if remembered is not _MISSING:
             self.hits += 1
             return _Begun(True, remembered, None, verify)
-        found, value, damaged = self.read(key)
+        listed = key == LISTED_ABSENT.get()
+        found, value, damaged = (False, None, False) if listed else self.read(key)
         if found:
             self.hits += 1
             return _Begun(True, value, None, verify)
@@ -328,7 +334,7 @@ class Memoizer:
             return _Begun(False, None, None, False, damaged)
         if self._quick_streak >= QUICK_STREAK:  # quick calls: no lease yet, unless one is held
             try:
-                held = self.store.lease_key(key) in leases.store
+                held = not listed and self.store.lease_key(key) in leases.store
             except Exception:
                 held = True  # let the lease path report it
             if not held:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from persidict_memo import persistent_cache
+from persidict_memo.grace import QUICK_STREAK
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -243,8 +244,25 @@ def test_the_bulk_lookup_is_one_listing_on_s3(s3_http: Any, tmp_path: Path) -> N
     again = machine("colleague")  # the same machine, a new process: the local copies serve
     assert again.map(range(100)) == [x**3 for x in range(100)]
     assert requests.take() == {"ListObjectsV2": 1}
-    assert again.map([5, 7]) == [125, 343]
-    assert requests.take() == {"ListObjectsV2": 2}  # two items: their two shards are listed
+    assert again.map(range(100)) == [x**3 for x in range(100)]
+    assert requests.take() == {}  # all in this process's memory now: not even a listing
+    other = machine("colleague")
+    assert other.map([5, 7]) == [125, 343]
+    assert requests.take() == {"ListObjectsV2": 1}  # the whole prefix fits in one page
+    # Misses: the listing found neither a result nor a record, so neither is looked for again.
+    # Each costs its result and metadata, plus the lease until calls prove quick (QUICK_STREAK).
+    assert other.map(range(100, 110)) == [x**3 for x in range(100, 110)]
+    background.flush()
+    mapped = requests.take()
+    mapped.pop("HeadBucket", None)  # (a 404's bucket check, at most one per 2 s)
+    assert mapped.pop("ListObjectsV2") == 1
+    assert set(mapped) == {"PutObject"}, mapped
+    assert mapped["PutObject"] == 3 * QUICK_STREAK + 2 * (10 - QUICK_STREAK)
+    assert [other(x) for x in range(110, 120)] == [x**3 for x in range(110, 120)]
+    background.flush()
+    single = requests.take()
+    single.pop("HeadBucket", None)  # (a 404's bucket check, at most one per 2 s)
+    assert single["GetObject"] == 10 and sum(single.values()) == 4 * 10, single
     loop = machine("loop")
     assert [loop(x) for x in range(100)] == [x**3 for x in range(100)]
     assert requests.take() == {"GetObject": 100}  # for comparison: single calls
