@@ -23,6 +23,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any, Final, NoReturn
 
+from .file_scan import STALE_TEMP_AGE
+
 __all__ = ["main"]
 
 _COMMANDS: Final = ("ls", "du", "get", "cleanup", "demo")
@@ -165,8 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     get = sub.add_parser("get", parents=[common], help="print values")
     get.add_argument("keys", nargs="+", metavar="KEY", help="a key, components joined by '/'")
     cleanup = sub.add_parser("cleanup", parents=[common], help="delete stale temp files")
-    cleanup.add_argument("--max-age", type=float, default=3600.0, metavar="SECONDS",
-                         help="only temp files older than this (default 3600)")
+    cleanup.add_argument("--max-age", type=float, default=STALE_TEMP_AGE, metavar="SECONDS",
+                         help=f"only temp files older than this (default {STALE_TEMP_AGE:.0f})")
     demo = sub.add_parser("demo", help="a short tour of a FileDirDict, with timings")
     demo.add_argument("--dir", default=None, help="keep the store in this folder")
     demo.add_argument("--n", type=int, default=1000, help="number of items (default 1000)")
