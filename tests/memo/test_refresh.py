@@ -181,3 +181,25 @@ def test_recompute_while_another_process_reads(tmp_path: Path) -> None:
     got = result_of(reader)
     assert recomputed > 10 and got["reads"] > 10
     assert got["distinct"] > 1  # it saw replacements, and never a missing result
+
+
+def test_a_swap_overwritten_in_the_same_instant_is_noticed(tmp_path: Path) -> None:
+    # On a local directory a compare-and-swap is check-then-act: two refreshers may both "win"
+    # the swap of an expired result's record. The one whose lease was overwritten must notice.
+    from persidict_memo.leases import LeaseRecord, Leases
+    from persidict_memo.refresh import _still_ours
+    from persidict_memo.stores import ResultStore, open_store
+
+    rs = ResultStore(open_store(str(tmp_path / "c")))
+    assert rs.leases is not None
+    key = ("v2", "m", "f", "ver~1", "ab", "ab" * 16)
+    rs.meta[key] = '{"created_timestamp": 0}'  # the expired result's metadata record
+    mine = Leases(rs.leases, 10.0)
+    lease = mine.take_over(key, str(rs.meta.get_with_etag(key).resulting_etag))
+    assert lease is not None
+    assert _still_ours(mine, key, lease)
+    rival = LeaseRecord.fresh("rival").to_text()
+    rs.leases[key] = rival  # the rival's swap landed just after ours
+    assert not _still_ours(mine, key, lease)
+    lease.abandon()
+    assert rs.leases[key] == rival  # the rival's lease is left alone
