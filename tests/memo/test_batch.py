@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 
 from persidict_memo import persistent_cache
 from persidict_memo.grace import QUICK_STREAK
+from tests.s3_support import S3Calls
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -197,27 +199,14 @@ def test_map_on_ray_computes_only_the_misses(tmp_path: Path) -> None:
     check_sweep(run_sweep(tmp_path, "ray"))
 
 
-class Requests:
-    """S3 API calls of a client, by operation (botocore's ``before-call`` events)."""
-
-    def __init__(self, client: Any) -> None:
-        self.names: list[str] = []
-        client.meta.events.register("before-call.s3.*", self._on)
-
-    def _on(self, model: Any, **_: Any) -> None:
-        self.names.append(model.name)
-
-    def take(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for name in self.names:
-            counts[name] = counts.get(name, 0) + 1
-        self.names.clear()
-        return counts
-
-
 @pytest.mark.s3
 def test_the_bulk_lookup_is_one_listing_on_s3(s3_http: Any, tmp_path: Path) -> None:
-    requests = Requests(s3_http.client)  # every "machine" below shares this client
+    calls = S3Calls(s3_http.client)  # every "machine" below shares this client
+
+    def take() -> dict[str, int]:
+        counts = dict(Counter(calls.names))
+        calls.names.clear()
+        return counts
 
     def machine(name: str) -> Any:
         store = s3_http.cached_store(root_prefix="team", base_dir=str(tmp_path / name))
@@ -227,7 +216,7 @@ def test_the_bulk_lookup_is_one_listing_on_s3(s3_http: Any, tmp_path: Path) -> N
             return x**3
 
         assert cube._self_memo.store is not None  # opened (bucket checked) before counting
-        requests.take()
+        take()
         return cube
 
     author = machine("author")
@@ -235,34 +224,34 @@ def test_the_bulk_lookup_is_one_listing_on_s3(s3_http: Any, tmp_path: Path) -> N
     from persidict_memo import background
 
     background.flush()
-    requests.take()
+    take()
     colleague = machine("colleague")  # an empty local cache: every result comes from S3
     assert colleague.map(range(100)) == [x**3 for x in range(100)]
     # one listing (results and metadata of 100 calls fit in one page), then one GET per result:
     # no HEAD and no lookup request per item
-    assert requests.take() == {"ListObjectsV2": 1, "GetObject": 100}
+    assert take() == {"ListObjectsV2": 1, "GetObject": 100}
     again = machine("colleague")  # the same machine, a new process: the local copies serve
     assert again.map(range(100)) == [x**3 for x in range(100)]
-    assert requests.take() == {"ListObjectsV2": 1}
+    assert take() == {"ListObjectsV2": 1}
     assert again.map(range(100)) == [x**3 for x in range(100)]
-    assert requests.take() == {}  # all in this process's memory now: not even a listing
+    assert take() == {}  # all in this process's memory now: not even a listing
     other = machine("colleague")
     assert other.map([5, 7]) == [125, 343]
-    assert requests.take() == {"ListObjectsV2": 1}  # the whole prefix fits in one page
+    assert take() == {"ListObjectsV2": 1}  # the whole prefix fits in one page
     # Misses: the listing found neither a result nor a record, so neither is looked for again.
     # Each costs its result and metadata, plus the lease until calls prove quick (QUICK_STREAK).
     assert other.map(range(100, 110)) == [x**3 for x in range(100, 110)]
     background.flush()
-    mapped = requests.take()
+    mapped = take()
     mapped.pop("HeadBucket", None)  # (a 404's bucket check, at most one per 2 s)
     assert mapped.pop("ListObjectsV2") == 1
     assert set(mapped) == {"PutObject"}, mapped
     assert mapped["PutObject"] == 3 * QUICK_STREAK + 2 * (10 - QUICK_STREAK)
     assert [other(x) for x in range(110, 120)] == [x**3 for x in range(110, 120)]
     background.flush()
-    single = requests.take()
+    single = take()
     single.pop("HeadBucket", None)  # (a 404's bucket check, at most one per 2 s)
     assert single["GetObject"] == 10 and sum(single.values()) == 4 * 10, single
     loop = machine("loop")
     assert [loop(x) for x in range(100)] == [x**3 for x in range(100)]
-    assert requests.take() == {"GetObject": 100}  # for comparison: single calls
+    assert take() == {"GetObject": 100}  # for comparison: single calls

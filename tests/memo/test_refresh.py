@@ -143,13 +143,21 @@ print(json.dumps(tw.expiring(1, {runs!r}, delay=1.0)))
 
 
 @pytest.mark.slow
-def test_max_age_expiry_is_recomputed_once_across_processes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("where", ["file", "s3"])
+def test_max_age_expiry_is_recomputed_once_across_processes(
+    where: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     store, runs = tmp_path / "cache", str(tmp_path / "runs")
-    first = result_of(child(_EXPIRED_CALL.format(start=0, runs=runs), store))
+    env: dict[str, str] = {}
+    if where == "s3":  # the children share a bucket on the moto server (over HTTP)
+        target = request.getfixturevalue("s3_http")
+        env = {"MEMO_TEST_STORE": f"s3://{target.bucket}/memo",
+               "AWS_ENDPOINT_URL": target.endpoint_url}
+    first = result_of(child(_EXPIRED_CALL.format(start=0, runs=runs), store, **env))
     assert tw.count(runs, "expiring-1") == 1
     time.sleep(2.3)  # max_age is 2 s: the stored result expired
     start = time.time() + 2.0  # both children are up and importing by then
-    procs = [child(_EXPIRED_CALL.format(start=start, runs=runs), store) for _ in range(2)]
+    procs = [child(_EXPIRED_CALL.format(start=start, runs=runs), store, **env) for _ in range(2)]
     values = [result_of(p) for p in procs]
     assert tw.count(runs, "expiring-1") == 2, "the expired result was recomputed exactly once"
     assert values[0] == values[1] > first
