@@ -300,3 +300,63 @@ def test_a_live_lease_over_a_stored_result_is_never_pruned(store: Any) -> None:
     assert not make(store).is_cached(2)
     assert prune(store, max_bytes=0).kept == 1  # the store-wide prune too
 
+
+
+_S3_WRITER = """
+import json, sys, toolkit_workers as tw
+xs = json.loads(sys.argv[1])
+print(json.dumps([tw.slow_double(x, {runs!r}, delay=0.06) for x in xs]))
+"""
+
+
+@pytest.mark.slow
+def test_prune_under_concurrent_writers_on_s3(
+    s3_http: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On S3 a result's metadata (which releases its lease) is written just after the result, by
+    # a housekeeping thread: a prune often sees a published result whose record is still a live
+    # lease. It must keep it, and leave every kept result with its metadata.
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import toolkit_workers as tw
+
+    url = f"s3://{s3_http.bucket}/memo"
+    runs = str(tmp_path / "runs")
+    here = Path(__file__).resolve().parent
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_http.endpoint_url)
+    monkeypatch.setenv("PERSIDICT_MEMO_DIR", str(tmp_path / "pruner"))
+    xs = list(range(40))
+    orders = (xs, xs[::-1])
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _S3_WRITER.format(runs=runs), json.dumps(order)],
+            env={**os.environ, "MEMO_TEST_STORE": url,
+                 "PERSIDICT_MEMO_DIR": str(tmp_path / f"writer{i}"),
+                 "PYTHONPATH": os.pathsep.join([str(here), str(here.parents[1])])},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for i, order in enumerate(orders)
+    ]
+    mine = persistent_cache(store=url, ignore=("runs", "delay"), lease_timeout=20.0)(
+        tw.slow_double.__wrapped__
+    )
+    prunes = removed = 0
+    while any(w.poll() is None for w in writers):
+        removed += mine.cache_prune(max_entries=5).removed
+        prunes += 1
+    for w, order in zip(writers, orders, strict=True):
+        out, err = w.communicate(timeout=60)
+        assert w.returncode == 0, err
+        assert json.loads(out.strip().splitlines()[-1]) == [2 * x for x in order]
+    assert prunes > 2 and removed > 0
+    rs: ResultStore = mine._self_memo.store
+    stored = {tuple(k) for k in rs.results}
+    records = {tuple(k): rs.meta[k] for k in rs.meta}
+    assert len(stored) >= 5
+    for key in stored:  # whole results, each with its metadata (no lease was pruned away)
+        assert rs.results[key] in [2 * x for x in xs]
+        assert key in records and LeaseRecord.from_text(records[key]) is None
+    assert all(LeaseRecord.from_text(text) is None for text in records.values())
