@@ -37,9 +37,11 @@ from persidict import PersiDict
 
 __all__ = ["CachedSpec", "by_value", "describe_store", "rebuild", "store_from_description"]
 
-# Store parameters that travel: plain data. Live objects (a boto3 client or session, the shared
-# memory of a LocalDict) stay behind; the receiver builds its own.
+# Store parameters that travel: plain data. Live connections (a boto3 client or session) stay
+# behind and the receiver makes its own; any other parameter that cannot travel (the memory of
+# a LocalDict, a signing key, a wrapped store) makes the store unusable in another process.
 _PLAIN: Final = (str, int, float, bool, type(None), type)
+_RECONNECTED: Final = frozenset({"client", "session"})
 _MAIN_MODULES: Final = ("__main__", "__mp_main__")
 
 _registry_lock = threading.Lock()
@@ -78,15 +80,22 @@ def describe_store(store: object) -> object:
 
     ``None`` becomes the default directory of the sending process, a directory its absolute
     path; an ``s3://`` URL stays as it is (the receiver keeps its own local copy); a PersiDict
-    becomes its class and the constructor parameters that are plain data (a LocalDict therefore
-    arrives empty: memory is not shared between processes).
+    becomes its class and its constructor parameters, without its client or session (the
+    receiver connects on its own). A PersiDict that cannot be rebuilt from plain parameters (a
+    LocalDict, whose items live in this process's memory; a store with a signing key, which is
+    never pickled) becomes a description that :func:`store_from_description` refuses with an
+    explanation, so the function fails loudly in the other process instead of running on an
+    empty or unsigned store.
     """
     from .stores import default_cache_dir, expand_directory
 
     if store is None:
         return expand_directory(default_cache_dir())
     if isinstance(store, PersiDict):
-        params = {k: v for k, v in store.get_params().items() if isinstance(v, _PLAIN)}
+        params = {k: v for k, v in store.get_params().items() if k not in _RECONNECTED}
+        stuck = sorted(k for k, v in params.items() if not isinstance(v, _PLAIN))
+        if stuck:
+            return ("unsendable", type(store).__name__, _why_unsendable(store, stuck))
         return ("persidict", type(store), params)
     if isinstance(store, str) and store.startswith("s3://"):
         return store
@@ -95,11 +104,38 @@ def describe_store(store: object) -> object:
     return store
 
 
+def _why_unsendable(store: PersiDict[Any], stuck: list[str]) -> str:
+    kind = type(store).__name__
+    if "signing_key" in stuck:
+        why = (f"its {kind} store's signing key is never pickled, so another process cannot "
+               "open it signed. Give persistent_cache the directory or s3:// URL and "
+               "signing_key= (or set PERSIDICT_SIGNING_KEY in the workers) instead of a "
+               "signed store object")
+    elif kind == "LocalDict":
+        why = ("its LocalDict store keeps its items in the memory of the process that made "
+               "it: another process would start from an empty store and share no result. Use "
+               "a directory or an s3:// URL as store= for functions that run in other processes")
+    else:
+        why = (f"its {kind} store cannot be rebuilt from plain parameters (not: "
+               f"{', '.join(stuck)}). Use a directory, an s3:// URL or a store of plain "
+               "parameters as store= for functions that run in other processes")
+    return why
+
+
 def store_from_description(description: object) -> object:
-    """The ``store=`` argument a description stands for (a new PersiDict for a PersiDict)."""
-    if isinstance(description, tuple) and description and description[0] == "persidict":
-        _, kind, params = description
-        return kind(**params)
+    """The ``store=`` argument a description stands for (a new PersiDict for a PersiDict).
+
+    Raises:
+        ValueError: for a store that cannot be used in another process (see
+            :func:`describe_store`), with the reason and what to use instead.
+    """
+    if isinstance(description, tuple) and description:
+        if description[0] == "persidict":
+            _, kind, params = description
+            return kind(**params)
+        if description[0] == "unsendable":
+            raise ValueError(f"persidict_memo: a cached function sent to another process "
+                             f"cannot use its store here: {description[2]}.")
     return description
 
 

@@ -37,6 +37,10 @@ LEASE_GRACE: Final = 0.05
 QUICK_STREAK: Final = 3
 
 _PENDING, _ACQUIRING, _LEASED, _UNLEASED, _DONE = range(5)
+# The watcher looks at its calls every grace period while calls come in; after this many looks
+# found none it sleeps until notified. (Notifying it at every call would cost each quick call a
+# thread switch: in a sweep it is never notified, it wakes by itself.)
+_IDLE_AFTER_EMPTY_LOOKS: Final = 20
 
 
 class GraceCall:
@@ -56,7 +60,7 @@ class _Watcher:
     """Takes the lease of every call still running at the end of its grace period."""
 
     def __init__(self) -> None:
-        self.cond = threading.Condition()
+        self.cond = threading.Condition(threading.Lock())
         self.calls: deque[GraceCall] = deque()  # in deadline order: one grace for all
         self.thread: threading.Thread | None = None
         self.idle = False  # the thread waits for a notification (no call pending)
@@ -84,16 +88,22 @@ class _Watcher:
 
     def _next_due(self) -> GraceCall:
         """Wait for the first call whose grace period ended while it still runs."""
+        empty_looks = 0
         with self.cond:
             while True:
                 calls = self.calls
                 while calls and calls[0].state == _DONE:
                     calls.popleft()
                 if not calls:
+                    empty_looks += 1
+                    if empty_looks < _IDLE_AFTER_EMPTY_LOOKS:
+                        self.cond.wait(LEASE_GRACE)
+                        continue
                     self.idle = True
                     self.cond.wait()
                     self.idle = False
                     continue
+                empty_looks = 0
                 pause = calls[0].deadline - time.monotonic()
                 if pause <= 0:
                     call = calls.popleft()

@@ -211,6 +211,29 @@ def test_nested_function_travels_to_another_process_with_its_namespace(tmp_path:
     assert scale.cache_info().hits == 1
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["local_dict", "signed_store"])
+def test_a_store_that_cannot_travel_fails_loudly_in_the_other_process(
+    tmp_path: Path, kind: str
+) -> None:
+    """A LocalDict would arrive empty and a signed store without its key (signing keys are
+    never pickled): the other process refuses them, saying why, instead of running silently
+    on an empty or unsigned store."""
+    store: Any = (LocalDict() if kind == "local_dict"
+                  else FileDirDict(base_dir=tmp_path / "signed", signing_key=b"k" * 32))
+    scale = make_scaler(store, [])
+    assert scale(2) == 6
+    assert pickle.loads(pickle.dumps(scale)) is scale  # in this very process: the same wrapper
+    blob = tmp_path / "scale.pkl"
+    blob.write_bytes(pickle.dumps(scale))
+    code = _LOAD.format(root=str(ROOT), path=str(blob))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path)
+    assert done.returncode != 0
+    expected = "keeps its items in the memory" if kind == "local_dict" else "signing key"
+    assert "ValueError" in done.stderr and expected in done.stderr, done.stderr
+
+
 def test_a_persidict_store_travels_as_its_parameters(tmp_path: Path) -> None:
     scale = make_scaler(LocalDict(), [])
     from persidict_memo import engines
