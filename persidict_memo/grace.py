@@ -8,11 +8,12 @@ this module's watcher, one daemon thread per process, to take the lease for it
 * a call that finishes within the grace period publishes without ever taking a lease (the
   watcher forgets it; registering and finishing it are two short critical sections, no thread
   switch);
-* a call that is still running when the grace period ends gets its lease then, from the
+* a call that is still running when the grace period ends gets its lease then (at most one
+  more grace period later: the watcher looks at its calls once per grace period), from the
   watcher (an atomic insert-if-absent, the same as an upfront lease): any caller that arrives
   after that waits for its result instead of computing it again, and the holder publishes and
-  releases as usual. So only callers that started the same call within one grace period of
-  each other can compute it twice; the first result stands for all of them.
+  releases as usual. So only callers that started the same call within a grace period or two
+  of each other can compute it twice; the first result stands for all of them.
 
 If another caller already holds the lease at the end of the grace period, this call goes on
 and publishes insert-if-absent: its result stands only if it is first.
