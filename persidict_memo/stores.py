@@ -198,6 +198,8 @@ class ResultStore:
         if not self._suffixed:
             for store in (self.results, self.admin, self.meta):
                 _set_durability(store, durable)
+            for store in (self.results, self.meta):
+                _insert_without_stat(store)
 
 
     def _use_siblings(self, base: PersiDict[Any]) -> None:
@@ -258,6 +260,20 @@ def _set_durability(store: PersiDict[Any] | None, durable: bool) -> None:
     backend = getattr(store, "_file_backend", None)
     if backend is not None and hasattr(backend, "durable"):
         backend.durable = durable
+
+
+def _insert_without_stat(store: PersiDict[Any]) -> None:
+    """Make insert-if-absent try the write first on a memo view of a local file store.
+
+    A memo entry is almost always absent when it is published (the caller just missed it), so
+    the stat that a FileDirDict's insert-if-absent does first (to leave the directory untouched
+    when the key exists) only costs a miss: the write is an atomic link that fails if the key
+    exists, and a refused one only creates and removes a temp file.
+    """
+    backend: Any = getattr(store, "_file_backend", None)
+    the_one_it_uses = getattr(store, "_backend", None) is backend  # (BackendDict reads that)
+    if backend is not None and the_one_it_uses:
+        backend.insert_before_stat = True
 
 
 def _keys_under(store: PersiDict[Any], prefix: tuple[str, ...]) -> list[tuple[str, ...]]:

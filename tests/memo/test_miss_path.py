@@ -280,6 +280,25 @@ def test_a_failing_slow_quick_call_frees_its_grace_lease(tmp_path: Path) -> None
     assert not work.is_cached(7)
 
 
+def test_a_local_publish_inserts_without_a_stat_and_a_refused_insert_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from persidict_memo.publishing import store_result
+    from persidict_memo.stores import ResultStore
+
+    store = ResultStore(FileDirDict(base_dir=tmp_path))
+    backend = store.results._backend  # type: ignore[attr-defined]
+    stats: list[Any] = []
+    real_stat = backend.stat
+    monkeypatch.setattr(backend, "stat", lambda key: (stats.append(key), real_stat(key))[1])
+    key = ("f", "k")
+    assert store_result(store, key, "first", replace=False) is True
+    assert stats == []  # the atomic link is the check: a miss's publish costs no stat
+    assert store_result(store, key, "second", replace=False) is False
+    assert store.results[key] == "first"  # the first result stands
+    assert not list(tmp_path.rglob(".__tmp__*"))  # the refused write's temp file is gone
+
+
 # ------------------------------------------------------------------------ records on disk
 
 
