@@ -39,8 +39,8 @@ QUICK_STREAK: Final = 3
 
 _PENDING, _ACQUIRING, _LEASED, _UNLEASED, _DONE = range(5)
 # The watcher looks at its calls every grace period while calls come in; after this many looks
-# found none it sleeps until notified. (Notifying it at every call would cost each quick call a
-# thread switch: in a sweep it is never notified, it wakes by itself.)
+# in a row found none started since the previous look, it sleeps until notified. (Notifying it
+# at every call would cost each quick call a thread switch: in a sweep it wakes by itself.)
 _IDLE_AFTER_EMPTY_LOOKS: Final = 20
 
 
@@ -65,11 +65,13 @@ class _Watcher:
         self.calls: deque[GraceCall] = deque()  # in deadline order: one grace for all
         self.thread: threading.Thread | None = None
         self.idle = False  # the thread waits for a notification (no call pending)
+        self.started = 0  # calls started so far (the thread sees whether calls keep coming)
 
     def start(self, leases: Leases, record_key: tuple[str, ...]) -> GraceCall:
         call = GraceCall(leases, record_key, time.monotonic() + LEASE_GRACE)
         with self.cond:
             self.calls.append(call)
+            self.started += 1
             if self.thread is None or not self.thread.is_alive():
                 self.thread = threading.Thread(
                     target=self._run, name="persidict_memo grace", daemon=True
@@ -90,13 +92,16 @@ class _Watcher:
     def _next_due(self) -> GraceCall:
         """Wait for the first call whose grace period ended while it still runs."""
         empty_looks = 0
+        seen = -1
         with self.cond:
             while True:
                 calls = self.calls
                 while calls and calls[0].state == _DONE:
                     calls.popleft()
                 if not calls:
-                    empty_looks += 1
+                    # (calls that came and went since the last look count as activity)
+                    empty_looks = 0 if self.started != seen else empty_looks + 1
+                    seen = self.started
                     if empty_looks < _IDLE_AFTER_EMPTY_LOOKS:
                         self.cond.wait(LEASE_GRACE)
                         continue
