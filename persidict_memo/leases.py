@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import threading
 import time
 import uuid
@@ -56,7 +55,15 @@ from persidict import (
 
 __all__ = ["BOOT_ID", "HOST", "PID_NAMESPACE", "Lease", "LeaseRecord", "Leases"]
 
-HOST: Final = socket.gethostname()
+def _host_name() -> str:
+    if hasattr(os, "uname"):  # what socket.gethostname() answers, without importing socket
+        return os.uname().nodename
+    import socket  # pragma: no cover - Windows
+
+    return socket.gethostname()
+
+
+HOST: Final = _host_name()
 _FIRST_PAUSE: Final = 0.005
 _GROWTH: Final = 1.5
 _INSERT_ATTEMPTS: Final = 3

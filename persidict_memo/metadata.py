@@ -7,7 +7,6 @@ import io
 import json
 import os
 import pickle
-import platform
 import sys
 import time
 from functools import lru_cache
@@ -66,7 +65,10 @@ def _package_versions() -> dict[str, str]:
 
 @lru_cache(maxsize=1)
 def _interpreter() -> dict[str, str]:
-    # platform.platform() reads the interpreter's binary to find the libc: once per process.
+    # platform.platform() reads the interpreter's binary to find the libc: once per process,
+    # at its first miss (the module is not imported on the way to a hit).
+    import platform
+
     return {
         "python": platform.python_version(),
         "python_implementation": platform.python_implementation(),
