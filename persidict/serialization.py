@@ -212,12 +212,51 @@ def _strict_pickler() -> Any:
 _strict_pickler_class: Any = None
 
 
+_JSON_SCALARS: Final = frozenset((str, int, float, bool, type(None)))
+
+
+def _is_plain_json(value: Any) -> bool:
+    """Whether ``value`` holds only dicts with str keys (none starting with ``py/``), lists, and
+    str / int / float / bool / None, of exactly those types, each dict and list appearing once
+    (jsonpickle writes a repeated one as a ``py/id`` reference)."""
+    seen: set[int] = set()
+    todo = [value]
+    while todo:
+        v = todo.pop()
+        t = type(v)
+        if t is dict:
+            if id(v) in seen:
+                return False
+            seen.add(id(v))
+            for k in v:
+                if type(k) is not str or k.startswith("py/"):
+                    return False
+            todo.extend(v.values())
+        elif t is list:
+            if id(v) in seen:
+                return False
+            seen.add(id(v))
+            todo.extend(v)
+        elif t not in _JSON_SCALARS:
+            return False
+    return True
+
+
 class JsonSerializer(Serializer):
     """jsonpickle text with fixed options, so the bytes do not move with jsonpickle's defaults."""
 
     content_type = "application/json"
 
     def encode(self, value: Any) -> bytes:
+        if _is_plain_json(value):
+            # jsonpickle writes such a value exactly as json.dumps does, only several times
+            # slower (tests/core/test_serialization.py compares the bytes).
+            import json
+
+            try:
+                return json.dumps(value, indent=4).encode("utf-8")
+            except (RecursionError, ValueError):
+                pass  # too deep for json: jsonpickle says what it makes of it
         import jsonpickle
 
         _register_jsonpickle_handlers()

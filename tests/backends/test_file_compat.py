@@ -293,6 +293,13 @@ JSON_VALUES: dict[str, Callable[[], Any]] = {
     "period": lambda: pd.Period("2026-01"),
     "interval": lambda: pd.Interval(0, 1),
     "nested": lambda: {"arr": np.arange(2), "items": [(1, "a"), {2, 3}]},
+    # Plain JSON, which is written by json.dumps: it must give jsonpickle's very bytes.
+    "plain": lambda: {"id": 1, "name": "item-1", "tags": ["a", "b"], "score": 0.5},
+    "plain-edges": lambda: {"é": "☃\n\t\"\\\x00", "d": {}, "l": [], "s": "",
+                            "big": 12345678901234567890, "zero": -0.0, "inf": float("inf")},
+    "shared-list": lambda: (lambda a: {"x": a, "y": [a]})([1]),  # py/id, not json.dumps
+    "py-key": lambda: {"py/tuple": [1]},
+    "bool-in-list": lambda: [True, None, 1.0, [[]]],
 }
 
 # jsonpickle's own pandas handlers call jsonpickle without a context for these (they used to leak
