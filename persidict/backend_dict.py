@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Iterator
+from itertools import chain
 from typing import Any
 
 from .errors import BackendError, ConcurrencyConflictError, MutationPolicyError
@@ -192,7 +193,8 @@ class BackendDict(PersiDict[ValueType]):
     # Listings: work on the backend's plain tuples and wrap only what is returned.
     def keys(self) -> Iterator[SafeStrTuple]:  # type: ignore[override]
         """A generator of every key (a new traversal on each call)."""
-        return wrap_valid(self._backend.scan_keys())
+        # Iterated in C from end to end: one Python call per batch of keys, none per key.
+        return chain.from_iterable(map(wrap_valid, self._backend.scan_key_batches()))
 
     def random_key(self) -> SafeStrTuple | None:
         """A uniformly random key from one listing, None if empty."""

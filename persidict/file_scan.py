@@ -24,6 +24,7 @@ import os
 import stat as stat_mod
 import time
 from collections.abc import Iterator
+from itertools import chain
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from .errors import BackendError
@@ -251,12 +252,23 @@ class FileScans:
                 yield from [((*prefix, comp), None) for comp in self._comps(listing[0])]
 
     def scan_keys(self) -> Iterator[Key]:
+        return chain.from_iterable(self.scan_key_batches())
+
+    def scan_key_batches(self) -> Iterator[list[Key]]:
+        """The keys of one or more directories at a time (at least 512 a batch, or a whole
+        directory's): a Python step per batch, not per key."""
         cut = -len(self._dot_ext) - (self._digest_len + 1 if self._digest_len else 0)
+        batch: list[Key] = []
         for prefix, _, (names, _, _), _ in self._walk():
             if prefix:
-                yield from [(*prefix, name[:cut]) for name in names]
+                batch += [(*prefix, name[:cut]) for name in names]
             else:
-                yield from [(name[:cut],) for name in names]
+                batch += [(name[:cut],) for name in names]
+            if len(batch) >= 512:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
 
     def scan_mtimes(self) -> Iterator[tuple[Key, float]]:
         for prefix, h, listing, _ in self._walk():

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import string
 from collections import deque
-from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
-from itertools import islice, repeat
+from collections.abc import Hashable, Iterator, Mapping, Sequence
+from itertools import repeat
 from typing import Any, ClassVar, Final, SupportsIndex, Union
 
 __all__ = [
@@ -291,17 +291,15 @@ _base_eq = SafeStrTuple.__eq__
 _MISSING: Final = object()
 
 
-def wrap_valid(keys: Iterable[tuple[str, ...]]) -> Iterator[SafeStrTuple]:
-    """Plain SafeStrTuples of tuples of strings known to be safe (listings), lazily.
+def wrap_valid(batch: list[tuple[str, ...]]) -> list[SafeStrTuple]:
+    """Plain SafeStrTuples of tuples of strings known to be safe (a listing's keys).
 
-    Made a batch at a time by two C-level ``map`` calls, with no Python call per key: half
-    the cost of :meth:`SafeStrTuple._from_valid` per key, which matters next to a listing.
+    Made by two C-level ``map`` calls, with no Python call per key: a third of the cost of
+    :meth:`SafeStrTuple._from_valid` per key, which matters next to a bare listing.
     """
-    it = iter(keys)
-    while batch := list(islice(it, 256)):
-        made = list(map(_new, repeat(SafeStrTuple, len(batch))))
-        deque(map(_set_strings, made, batch), maxlen=0)
-        yield from made
+    made = list(map(_new, repeat(SafeStrTuple, len(batch))))
+    deque(map(_set_strings, made, batch), maxlen=0)
+    return made
 
 
 def _has_strings(obj: SafeStrTuple) -> bool:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
+from itertools import islice
 from typing import Any, ClassVar, Final, NamedTuple
 
 from .markers import ItemNotAvailableFlag
@@ -118,6 +119,12 @@ class Backend(ABC):
         """Every key, nothing else (backends override when a bare listing is cheaper)."""
         for key, _ in self.scan():
             yield key
+
+    def scan_key_batches(self) -> Iterator[list[Key]]:
+        """Every key, in lists (backends override to hand over each listing's keys at once)."""
+        keys = self.scan_keys()
+        while batch := list(islice(keys, 1024)):
+            yield batch
 
     def scan_mtimes(self) -> Iterator[tuple[Key, float]]:
         """Every key with the time of its last write (backends override when cheaper)."""

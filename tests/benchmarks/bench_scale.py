@@ -52,8 +52,10 @@ for p in (str(REPO), str(HERE)):
 from bench_file import (  # noqa: E402
     Row,
     Timings,
+    calls_per_run,
     interleaved,
     render,
+    repeated,
     walk_count,
     walk_keys,
     walk_newest,
@@ -204,7 +206,10 @@ def bench_n(root: Path, n: int, repeats: int) -> list[Row]:
     }
     for name, (fns, target, raw_note) in listing.items():
         reps = repeats if name != "items" else max(2, repeats // 2)
-        t = interleaved({k: (None, f) for k, f in fns.items()}, n, reps)
+        if n <= 10_000:
+            reps *= 3  # cheap: more samples where a run is a few milliseconds
+        times = calls_per_run(n)
+        t = interleaved({k: (None, repeated(f, times)) for k, f in fns.items()}, n * times, reps)
         rows.append(Row.of(f"{name}, {label}", t, "ours", "raw", target,
                            "dc" if "dc" in fns else None, note=f"raw: {raw_note}"))
 
