@@ -260,7 +260,10 @@ class FileScans:
         cut = -len(self._dot_ext) - (self._digest_len + 1 if self._digest_len else 0)
         batch: list[Key] = []
         for prefix, _, (names, _, _), _ in self._walk():
-            if prefix:
+            if len(prefix) == 1:  # the common shape, built without unpacking
+                first = prefix[0]
+                batch += [(first, name[:cut]) for name in names]
+            elif prefix:
                 batch += [(*prefix, name[:cut]) for name in names]
             else:
                 batch += [(name[:cut],) for name in names]

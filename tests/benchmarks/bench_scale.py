@@ -134,7 +134,9 @@ def raw_clear(root: str) -> None:
 
 # ------------------------------------------------------------------------------- timings
 
-def bench_n(root: Path, n: int, repeats: int) -> list[Row]:
+def bench_n(root: Path, n: int, repeats: int, memory: list[dict[str, Any]] | None = None
+            ) -> list[Row]:
+    """The rows of one N; with ``memory``, the peak-RSS rows of this store are added to it."""
     import diskcache
 
     from persidict import FileDirDict
@@ -212,6 +214,9 @@ def bench_n(root: Path, n: int, repeats: int) -> list[Row]:
         t = interleaved({k: (None, repeated(f, times)) for k, f in fns.items()}, n * times, reps)
         rows.append(Row.of(f"{name}, {label}", t, "ours", "raw", target,
                            "dc" if "dc" in fns else None, note=f"raw: {raw_note}"))
+
+    if memory is not None:  # on this very store (writing another million files costs minutes)
+        memory += memory_rows(base, n)
 
     # clear(): every run gets a tree written afresh (untimed): the old one removed, the new one
     # synced to disk, so both clear files in the same state (rewriting files in place, or
@@ -338,10 +343,8 @@ def child(op: str, base: Path, *extra: str) -> dict[str, Any]:
     return result
 
 
-def memory_rows(root: Path, n: int, array_mb: int) -> list[dict[str, Any]]:
-    base = root / f"mem_{n}"
-    populate(base, n)
-    time.sleep(0.2)
+def memory_rows(base: Path, n: int) -> list[dict[str, Any]]:
+    """Peak RSS of listings of the store at ``base``, each in a fresh process."""
     rows = []
     for ours, raw, target in (("len", "walk_count", 1.5), ("iter_keys", "raw_iter_keys", None),
                               ("iter_items", "raw_iter_items", None)):
@@ -351,7 +354,12 @@ def memory_rows(root: Path, n: int, array_mb: int) -> list[dict[str, Any]]:
                      "ours_growth_mb": (a["peak_kb"] - a["before_kb"]) / 1024,
                      "raw_growth_mb": (b["peak_kb"] - b["before_kb"]) / 1024,
                      "ratio": a["peak_kb"] / b["peak_kb"], "target": target})
-    shutil.rmtree(base, ignore_errors=True)
+    return rows
+
+
+def array_rows(root: Path, array_mb: int) -> list[dict[str, Any]]:
+    """Copies of a big array held by ``set`` and ``get``, each in a fresh process."""
+    rows = []
     if array_mb:
         abase = root / "mem_array"
         set_copies = child("array_set", abase, str(array_mb))["copies"]
@@ -519,12 +527,13 @@ def main() -> None:
     started, load = time.time(), os.getloadavg()[0]
     rows: list[Row] = []
     try:
+        memory: list[dict[str, Any]] = []
         for n in ns:
-            rows += bench_n(root, n, repeats)
+            rows += bench_n(root, n, repeats, memory if n == ns[-1] else None)
         for n in ns:
             rows.append(bench_local(n, repeats))
         growth = growth_rows(rows, ns) if len(ns) > 1 else []
-        memory = memory_rows(root, ns[-1], 0 if args.quick else args.array_mb)
+        memory += array_rows(root, 0 if args.quick else args.array_mb)
         if not args.no_s3:
             rows += bench_s3(1000 if args.quick else args.s3_n, repeats)
     finally:
