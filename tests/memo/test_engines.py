@@ -84,11 +84,13 @@ if __name__ == "__main__":
     task = ray.remote(lambda x: scaled(x))
     first = ray.get([task.remote(i) for i in range(6)])
     again = ray.get([task.remote(i) for i in (100, 0, 1)])
+    pids = set(ray.get([ray.remote(lambda: os.getpid()).remote() for _ in range(4)]))
     ray.shutdown()
     runs_in_workers = runs()
     parent = [scaled(i) for i in range(6)]
     print(json.dumps({"first": first, "again": again, "parent": parent, "runs": runs_in_workers,
-                      "after": runs(), "info": scaled.cache_info()._asdict(), "foreign": True}))
+                      "after": runs(), "info": scaled.cache_info()._asdict(),
+                      "foreign": os.getpid() not in pids}))
 """
 
 
