@@ -166,12 +166,24 @@ def _run_ray(func: Any, jobs: list[Job], n_jobs: int, bar: progress.Bar) -> list
     except ImportError as exc:
         raise ImportError('map(backend="ray") needs ray: pip install ray') from exc
     if not ray.is_initialized():
-        ray.init(num_cpus=_jobs(n_jobs), include_dashboard=False, log_to_driver=False)
+        if os.environ.get("RAY_ADDRESS"):  # a job on a ray cluster: join it (ray sizes it)
+            ray.init(log_to_driver=False)
+        else:  # a private runtime of n_jobs CPUs, kept for later maps, never a stray cluster
+            ray.init(address="local", num_cpus=_jobs(n_jobs), include_dashboard=False,
+                     log_to_driver=False)
     remote = ray.remote(_call_one)
-    refs = [remote.remote(func, *job) for job in jobs]
-    pending = list(refs)
-    while pending:
-        done, pending = ray.wait(pending, num_returns=1)
+    shared = ray.put(func)  # serialised once, not once a task
+    limit = len(jobs) if n_jobs < 0 else n_jobs  # n_jobs tasks at a time, even on a big cluster
+    refs: list[Any] = []
+    pending: list[Any] = []
+    for job in jobs:
+        if len(pending) >= limit:
+            done, pending = ray.wait(pending, num_returns=1)
+            bar.update(len(done))
+        refs.append(remote.remote(shared, *job))
+        pending.append(refs[-1])
+    while pending:  # whatever finished each half second: no pass over the list per item
+        done, pending = ray.wait(pending, num_returns=len(pending), timeout=0.5)
         bar.update(len(done))
     return list(ray.get(refs))
 

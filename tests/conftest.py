@@ -233,3 +233,4 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
 
 with contextlib.suppress(ImportError):
     from tests.s3_support import *  # noqa: F403  (the s3_mock / s3_http fixtures)
+from tests.ray_support import *  # noqa: E402, F403  (the ray_cluster fixture)

@@ -16,6 +16,7 @@ import pytest
 
 from persidict_memo import persistent_cache
 from persidict_memo.grace import QUICK_STREAK
+from tests.ray_support import ray_env
 from tests.s3_support import S3Calls
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -159,12 +160,12 @@ if __name__ == "__main__":
 """
 
 
-def run_sweep(tmp_path: Path, engine: str) -> dict[str, Any]:
+def run_sweep(tmp_path: Path, engine: str, env: dict[str, str] | None = None) -> dict[str, Any]:
     script = tmp_path / "sweep.py"
     script.write_text(textwrap.dedent(_SWEEP))
     done = subprocess.run(
         [sys.executable, str(script), str(tmp_path / "cache"), str(tmp_path / "runs"), engine],
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**(env or os.environ), "PYTHONPATH": str(ROOT)},
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -194,9 +195,10 @@ def test_map_on_a_dask_local_cluster_computes_only_the_misses(tmp_path: Path) ->
 
 
 @pytest.mark.slow
-def test_map_on_ray_computes_only_the_misses(tmp_path: Path) -> None:
-    pytest.importorskip("ray")
-    check_sweep(run_sweep(tmp_path, "ray"))
+def test_map_on_ray_computes_only_the_misses(tmp_path: Path, ray_cluster: str) -> None:
+    # The script joins the runtime named by RAY_ADDRESS (as a job on a ray cluster does): map
+    # must not try to size a runtime it did not start.
+    check_sweep(run_sweep(tmp_path, "ray", env=ray_env(ray_cluster)))
 
 
 @pytest.mark.s3

@@ -13,6 +13,7 @@ import pickle
 import subprocess
 import sys
 import textwrap
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import pytest
 
 from persidict import FileDirDict, LocalDict
 from persidict_memo import persistent_cache
+from tests.ray_support import ray_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -79,7 +81,7 @@ if __name__ == "__main__":
 _RAY = _SCRIPT_HEAD + """
 if __name__ == "__main__":
     import ray
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(log_to_driver=False)  # joins the runtime named by RAY_ADDRESS, as a ray job does
     before = scaled(100)
     task = ray.remote(lambda x: scaled(x))
     first = ray.get([task.remote(i) for i in range(6)])
@@ -94,10 +96,12 @@ if __name__ == "__main__":
 """
 
 
-def run_script(tmp_path: Path, source: str, timeout: float = 240) -> dict[str, Any]:
+def run_script(
+    tmp_path: Path, source: str, timeout: float = 240, env: dict[str, str] | None = None
+) -> dict[str, Any]:
     script = tmp_path / "experiment.py"
     script.write_text(textwrap.dedent(source))
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**(env or os.environ), "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
         [sys.executable, str(script), str(tmp_path / "cache"), str(tmp_path / "runs")],
         env=env,
@@ -134,9 +138,38 @@ def test_script_function_runs_cached_in_dask_workers(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_script_function_runs_cached_in_ray_tasks(tmp_path: Path) -> None:
-    pytest.importorskip("ray")
-    check_shared(run_script(tmp_path, _RAY))
+def test_script_function_runs_cached_in_ray_tasks(tmp_path: Path, ray_cluster: str) -> None:
+    check_shared(run_script(tmp_path, _RAY, env=ray_env(ray_cluster)))
+
+
+def marking_scaler(store: str, runs: Path) -> Any:
+    @persistent_cache(store=store)
+    def scale(x: int) -> int:
+        runs.mkdir(exist_ok=True)
+        (runs / f"{x}-{os.getpid()}-{uuid.uuid4().hex}").touch()  # counted across processes
+        return x * 3
+
+    return scale
+
+
+@pytest.mark.slow
+def test_nested_function_runs_cached_in_ray_tasks_of_this_process(
+    tmp_path: Path, ray_cluster: str
+) -> None:
+    import ray
+
+    runs = tmp_path / "runs"
+    scale = marking_scaler(str(tmp_path / "cache"), runs)
+    assert scale(100) == 300  # computed here
+    task = ray.remote(lambda x: (scale(x), os.getpid()))  # the cached function travels by value
+    first = ray.get([task.remote(i) for i in range(4)])
+    again = ray.get([task.remote(i) for i in (100, 0, 3)])  # hits in the workers
+    assert [value for value, _ in first + again] == [0, 3, 6, 9, 300, 0, 9]
+    assert os.getpid() not in {pid for _, pid in first + again}
+    assert sorted(int(p.name.split("-")[0]) for p in runs.iterdir()) == [0, 1, 2, 3, 100]
+    assert [scale(i) for i in range(4)] == [0, 3, 6, 9]  # the workers' results are hits here
+    assert len(list(runs.iterdir())) == 5
+    assert scale.cache_info().hits == 4 and scale.cache_info().misses == 1
 
 
 @pytest.mark.slow
