@@ -14,7 +14,8 @@ A call goes through three tiers:
    returns.
 
 Coroutines of one event loop calling the same uncached call share one computation in process
-(the others await its future), and wait for other processes with ``await asyncio.sleep``.
+(the others await its future), and wait for other processes with ``await asyncio.sleep`` (see
+:mod:`persidict_memo.async_calls`).
 
 A stored result that cannot be decoded (a damaged file, e.g. after a power cut: result files
 are not fsync'ed unless ``durable=True``) is never returned: it reads as a miss with a
@@ -30,7 +31,7 @@ import random
 import threading
 import time
 import warnings
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
 
@@ -228,93 +229,17 @@ class Memoizer:
             return None, grace.start(self._leases, self.store.lease_key(key))
         return begun.lease, None
 
-    async def call_async(
+    def call_async(
         self,
         body: Callable[..., Awaitable[Any]],
         args: tuple[Any, ...],
         kwargs: Mapping[str, Any],
         full_args: tuple[Any, ...],
-    ) -> Any:
-        """The ``async def`` version of :meth:`call`; store I/O runs in worker threads."""
-        import asyncio  # here, not at module level: importing persidict_memo stays light
-        key = self.keys.key(full_args, kwargs)
-        value = self._memory.get(key, _MISSING)
-        if value is not _MISSING and not self.check_determinism:
-            self.hits += 1
-            return value
-        loop = asyncio.get_running_loop()
-        while key not in _COMPUTING.get():  # join a computation of this loop, if any
-            running = self._inflight.get(key)
-            if running is None or running[0] is not loop:
-                break
-            try:
-                value = await asyncio.shield(running[1])
-            except Exception:  # it failed: take our turn (the first to get here computes)
-                continue
-            self.waits += 1
-            return value
-        future: asyncio.Future[Any] = loop.create_future()
-        mine = (loop, future)
-        self._inflight.setdefault(key, mine)
-        try:
-            result = await self._call_async(body, args, kwargs, full_args, key, value)
-        except BaseException as exc:
-            future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
-            future.exception()  # retrieved: waiters that were there have it
-            raise
-        else:
-            future.set_result(result)
-            return result
-        finally:
-            if self._inflight.get(key) is mine:
-                del self._inflight[key]
+    ) -> Coroutine[Any, Any, Any]:
+        """The ``async def`` version of :meth:`call` (see :mod:`persidict_memo.async_calls`)."""
+        from .async_calls import call_async  # (asyncio only for async functions)
 
-    async def _call_async(
-        self,
-        body: Callable[..., Awaitable[Any]],
-        args: tuple[Any, ...],
-        kwargs: Mapping[str, Any],
-        full_args: tuple[Any, ...],
-        key: tuple[str, ...],
-        remembered: Any,
-    ) -> Any:
-        import asyncio  # (already imported by call_async; a local name here)
-
-        begun = await asyncio.to_thread(self._look, key, remembered)
-        if begun is None:
-            leases = self._leases
-            assert leases is not None
-            try:
-                lease, waited = await leases.acquire_or_wait_async(
-                    self.store.lease_key(key), lambda: self._exists(key)
-                )
-            except Exception as exc:  # leases unavailable: compute without one
-                self.report(exc, f"could not take the lease of a {self.function_name}() call")
-                self.misses += 1
-                begun = _COMPUTE
-            else:
-                begun = await asyncio.to_thread(self._after_wait, key, lease, waited)
-        if begun.found and not begun.verify:
-            return begun.value
-        lease, pending = self._begin(key, begun)
-        token = _COMPUTING.set(_COMPUTING.get() | {key})
-        try:
-            start = time.perf_counter()
-            result = await body(*args, **kwargs)
-            seconds = time.perf_counter() - start
-        except BaseException:
-            await asyncio.to_thread(_give_up, lease, pending)
-            raise
-        finally:
-            _COMPUTING.reset(token)
-        if pending is not None:
-            lease = grace.finish(pending)
-        self._quick_streak = self._quick_streak + 1 if seconds < LEASE_GRACE else 0
-        if begun.verify:
-            return publishing.verify(self, key, begun.value, result)
-        return await asyncio.to_thread(
-            publish, self, key, result, seconds, full_args, kwargs, lease, begun.damaged
-        )
+        return call_async(self, body, args, kwargs, full_args)
 
     def _look(self, key: tuple[str, ...], remembered: Any) -> _Begun | None:
         """Memory, then the store; None when the caller must take its turn (a lease)."""
