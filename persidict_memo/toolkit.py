@@ -132,7 +132,9 @@ class CacheToolkit(Generic[P, R]):
             n_jobs: parallel workers for the misses (``-1``: one per core).
             backend: ``"loky"`` (the default: joblib's process pool), ``"threading"``, a
                 ``dask.distributed.Client`` (its workers run the misses, whatever ``n_jobs``
-                says), or ``"ray"`` (``ray.init`` is called if needed).
+                says), or ``"ray"``: the runtime this process started or joined, else the
+                cluster named by ``RAY_ADDRESS``, else a private local one of ``n_jobs`` CPUs;
+                ``n_jobs`` tasks run at a time.
             progress: a progress bar over the misses (tqdm): None shows it on a terminal or in a
                 notebook when the work takes more than about a second; True / False force it.
             unpack: see ``iterable``.

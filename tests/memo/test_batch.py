@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -199,6 +200,26 @@ def test_map_on_ray_computes_only_the_misses(tmp_path: Path, ray_cluster: str) -
     # The script joins the runtime named by RAY_ADDRESS (as a job on a ray cluster does): map
     # must not try to size a runtime it did not start.
     check_sweep(run_sweep(tmp_path, "ray", env=ray_env(ray_cluster)))
+
+
+@pytest.mark.slow
+def test_map_on_the_ray_runtime_this_process_runs(tmp_path: Path, ray_cluster: str) -> None:
+    runs = tmp_path / "runs"
+
+    @persistent_cache(store=str(tmp_path / "c"))
+    def square(x: int) -> tuple[int, int]:
+        runs.mkdir(exist_ok=True)
+        (runs / f"{x}-{uuid.uuid4().hex}").touch()  # counted across processes
+        return x * x, os.getpid()
+
+    square(2)
+    square(5)
+    got = square.map(range(8), n_jobs=2, backend="ray")
+    assert [value for value, _ in got] == [x * x for x in range(8)]
+    assert sorted(int(p.name.split("-")[0]) for p in runs.iterdir()) == list(range(8))
+    assert os.getpid() not in {got[x][1] for x in (0, 1, 3, 4, 6, 7)}  # computed by ray workers
+    assert square.map(range(8), n_jobs=2, backend="ray") == got  # all hits now
+    assert len(list(runs.iterdir())) == 8
 
 
 @pytest.mark.s3
