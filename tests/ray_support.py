@@ -18,6 +18,7 @@ import pytest
 __all__ = ["ray_cluster"]  # what `from tests.ray_support import *` in tests/conftest.py brings in
 
 RAY_CPUS = 2  # the CI machine's cores
+RAY_OBJECT_STORE = 128 * 1024**2  # the tests move small objects: no share of the machine's RAM
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +26,11 @@ def ray_cluster() -> Iterator[str]:
     """The address of a local ray runtime of two CPUs, this process being its first driver."""
     ray = pytest.importorskip("ray")
     context = ray.init(
-        address="local", num_cpus=RAY_CPUS, include_dashboard=False, log_to_driver=False
+        address="local",
+        num_cpus=RAY_CPUS,
+        object_store_memory=RAY_OBJECT_STORE,
+        include_dashboard=False,
+        log_to_driver=False,
     )
     try:
         yield str(context.address_info["gcs_address"])
