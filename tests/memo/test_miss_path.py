@@ -422,3 +422,21 @@ def test_s3_request_counts(s3_http: Any, s3_calls: S3Calls, tmp_path: Path, kind
     s3_calls.names.clear()
     assert cold(1) == token(1)
     assert s3_calls.names == ["GetObject"]  # a cold hit: exactly one GET
+
+
+def test_metadata_text_is_the_canonical_json_of_its_record() -> None:
+    """The miss path assembles the record's text directly; it must be exactly what
+    json.dumps(record, sort_keys=True) writes, escapes included."""
+    import json
+    import sys
+
+    from persidict_memo.metadata import build_metadata, parse_metadata
+
+    text = build_metadata(function="m.f", key=("a", "b\u00e9", "c"), arguments="x='\u00e9\"\\n'",
+                          compute_seconds=0.25, result=[1], result_size=12)
+    record = parse_metadata(text)
+    assert json.dumps(record, sort_keys=True) == text
+    assert (record["key"], record["arguments"], record["result_type"]) == (
+        "a/b\u00e9/c", "x='\u00e9\"\\n'", "builtins.list")
+    assert record["compute_seconds"] == 0.25 and record["result_size"] == 12
+    assert "numpy" not in record["packages"] or "numpy" in sys.modules
