@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from .iteration import generic_iter_via_iterate
 from .keys import NonEmptyPersiDictKey, SafeStrTuple, normalize_key
@@ -28,6 +27,9 @@ from .markers import (
     ValueType,
 )
 from .persi_dict import PersiDict, Result
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 __all__ = [
     "ABSENT",
@@ -117,6 +119,8 @@ def read_in_order(entries: Iterator[_E], read: Callable[[_E], Any], *, parallel:
         for entry in entries:
             yield entry, read(entry)
         return
+    from concurrent.futures import ThreadPoolExecutor  # here: off the import path
+
     with ThreadPoolExecutor(max_workers=_READ_WORKERS) as pool:
         pending: deque[tuple[_E, Future[Any]]] = deque()
         try:

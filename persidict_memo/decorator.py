@@ -19,7 +19,6 @@ from typing import Any, Concatenate, Final, ParamSpec, TypeVar, overload
 from persidict import PersiDict
 
 from . import engines, refresh
-from .lifecycle import positive_seconds
 from .memoizer import DEFAULT_MEMORY_BYTES, CacheInfo, Memoizer, StoreErrorPolicy
 from .proxy import FunctionProxy, copy_identity
 from .stores import check_store
@@ -275,6 +274,12 @@ def _wrapper_for(memo: Memoizer, is_async: bool) -> Callable[..., Any]:
     return async_wrapper if is_async else sync_wrapper
 
 
+def _max_age_seconds(max_age: float | datetime.timedelta | None) -> float | None:
+    from .lifecycle import positive_seconds  # here: lifecycle is off the import path
+
+    return positive_seconds(max_age, "max_age")
+
+
 @overload
 def persistent_cache(func: Callable[P, R], /) -> CachedFunction[P, R]: ...
 
@@ -380,7 +385,7 @@ def persistent_cache(
         "memory_bytes": memory_bytes,
         "hashers": hashers,
         "signing_key": signing_key,
-        "max_age": positive_seconds(max_age, "max_age"),
+        "max_age": _max_age_seconds(max_age),
     }
 
     def decorate(target: Any) -> Any:

@@ -11,9 +11,8 @@ import datetime
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar
 
-from . import lifecycle
-
 if TYPE_CHECKING:
+    from . import lifecycle
     from .memoizer import Memoizer
 
 __all__ = ["CacheToolkit"]
@@ -43,11 +42,15 @@ class CacheToolkit(Generic[P, R]):
             :class:`~persidict_memo.CacheEntry` objects (results without metadata too, with
             the fields that only metadata knows set to None).
         """
+        from . import lifecycle  # here: off the import path of a hit
+
         layout, calls = lifecycle.function_calls(self._self_memo, all_versions)
         return lifecycle.entries(layout.rs, calls)
 
     def cache_size(self, *, all_versions: bool = False) -> int:
         """Bytes of this function's stored results (current code version, or all versions)."""
+        from . import lifecycle  # here: off the import path of a hit
+
         layout, calls = lifecycle.function_calls(self._self_memo, all_versions)
         return lifecycle.size_of(layout.rs, calls)
 
@@ -82,6 +85,8 @@ class CacheToolkit(Generic[P, R]):
             TypeError, ValueError: for invalid options.
         """
         memo = self._self_memo
+        from . import lifecycle  # here: off the import path of a hit
+
         layout, calls = lifecycle.function_calls(memo, all_versions=True)
         report, removed = lifecycle.prune_calls(
             layout,

@@ -65,3 +65,16 @@ def test_import_is_light(tmp_path: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split(" ") == ["", "\n"]
+
+
+def test_decorator_import_leaves_the_toolkit_modules_unloaded() -> None:
+    """``from persidict_memo import persistent_cache`` loads neither the cache-lifecycle modules
+    (inventory, prune) nor a thread pool: they are imported by the toolkit methods that use them."""
+    later = ("persidict_memo.lifecycle", "persidict_memo.inventory", "concurrent.futures")
+    code = (
+        "import sys\n"
+        "from persidict_memo import persistent_cache\n"
+        f"print(','.join(m for m in {later!r} if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
