@@ -20,7 +20,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final, NoReturn
 
 from .file_scan import STALE_TEMP_AGE
@@ -34,7 +34,8 @@ class UsageError(Exception):
     """Exit status 2 with this one-line message."""
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
+    """The exception's message on one line, at most 300 characters."""
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if len(text) <= 300 else text[:297] + "..."
 
@@ -46,31 +47,46 @@ def _key(text: str) -> tuple[str, ...]:
     return parts
 
 
-def open_store(where: str, fmt: str, endpoint_url: str | None) -> Any:
-    """The store at ``where``; UsageError if it does not exist or cannot be reached."""
+def s3_client(endpoint_url: str | None) -> Any:
+    """A boto3 S3 client that gives up quickly (a CLI should not hang on a dead endpoint)."""
+    try:
+        import boto3
+        from botocore.config import Config
+    except ImportError as exc:
+        raise UsageError('S3 stores need boto3: pip install "persidict[aws]"') from exc
+    config = Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 2})
+    return boto3.client("s3", endpoint_url=endpoint_url, config=config)
+
+
+def open_store(
+    where: str,
+    fmt: str,
+    endpoint_url: str | None,
+    s3_store: Callable[[str, str, Any], Any] | None = None,
+) -> Any:
+    """The store at ``where`` (a directory or ``s3://bucket/prefix``); UsageError if it does not
+    exist or cannot be reached.
+
+    ``s3_store(bucket, prefix, client)`` builds the S3 store (default: a ``BasicS3Dict`` of
+    ``fmt``); the bucket has been checked by then.
+    """
     import persidict
 
     if where.startswith("s3://"):
         bucket, _, prefix = where[len("s3://") :].partition("/")
         if not bucket:
             raise UsageError(f"an S3 store needs a bucket: s3://bucket/prefix, got {where!r}")
+        client = s3_client(endpoint_url)
         try:
-            import boto3
-            from botocore.config import Config
-        except ImportError as exc:
-            raise UsageError('S3 stores need boto3: pip install "persidict[aws]"') from exc
-        try:
-            client = boto3.client(
-                "s3", endpoint_url=endpoint_url,
-                config=Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 2}),
-            )
-            client.head_bucket(Bucket=bucket)
+            client.head_bucket(Bucket=bucket)  # fail here, fast, rather than mid-listing
+            if s3_store is not None:
+                return s3_store(bucket, prefix.strip("/"), client)
             return persidict.BasicS3Dict(
                 bucket_name=bucket, root_prefix=prefix.strip("/"), serialization_format=fmt,
                 client=client,
             )
         except Exception as exc:
-            raise UsageError(f"cannot reach {where}: {_one_line(exc)}") from exc
+            raise UsageError(f"cannot reach {where}: {one_line(exc)}") from exc
     if "://" in where:
         raise UsageError(f"unknown store {where!r}: give a directory or s3://bucket/prefix")
     path = os.path.expanduser(where)
@@ -191,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"persidict: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:
-        print(f"persidict: {args.command} {args.store}: {_one_line(exc)}", file=sys.stderr)
+        print(f"persidict: {args.command} {args.store}: {one_line(exc)}", file=sys.stderr)
         return 2
     print(json.dumps(out, indent=2, sort_keys=True) if args.json else out)
     return 0

@@ -26,6 +26,8 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any, Final, NoReturn
 
+from persidict.cli import UsageError, one_line, open_store
+
 __all__ = ["main", "parse_duration", "parse_size"]
 
 _SIZE_UNITS: Final = {
@@ -35,10 +37,6 @@ _SIZE_UNITS: Final = {
 }
 _DURATION_UNITS: Final = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _NUMBER: Final = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*$")
-
-
-class UsageError(Exception):
-    """A bad argument or an unreadable store: exit status 2 with this one-line message."""
 
 
 def parse_size(text: str) -> int:
@@ -102,49 +100,23 @@ def table(rows: list[list[str]], header: list[str]) -> str:
 
 
 def open_cli_store(where: str, endpoint_url: str | None) -> Any:
-    """The PersiDict a command works on; UsageError when it does not exist or cannot be read."""
+    """The PersiDict a command works on; UsageError when it does not exist or cannot be read.
+
+    An S3 store is an ``S3Dict`` whose local copies go under the default memo cache folder.
+    """
     import persidict
 
     from .stores import default_cache_dir
 
-    if where.startswith("s3://"):
-        bucket, _, prefix = where[len("s3://") :].partition("/")
-        if not bucket:
-            raise UsageError(f"an S3 store needs a bucket: s3://bucket/prefix, got {where!r}")
-        try:
-            client = _s3_client(endpoint_url)
-            client.head_bucket(Bucket=bucket)  # fail here, fast, rather than mid-listing
-            return persidict.S3Dict(
-                bucket_name=bucket,
-                root_prefix=prefix.strip("/"),
-                base_dir=os.path.join(os.path.expanduser(default_cache_dir()), "s3"),
-                client=client,
-            )
-        except UsageError:
-            raise
-        except Exception as exc:
-            raise UsageError(f"cannot reach {where}: {_one_line(exc)}") from exc
-    if "://" in where:
-        raise UsageError(f"unknown store {where!r}: give a directory or s3://bucket/prefix")
-    path = os.path.expanduser(where)
-    if not os.path.isdir(path):
-        raise UsageError(f"no such store directory: {where}")
-    return persidict.FileDirDict(base_dir=path)
+    def s3_store(bucket: str, prefix: str, client: Any) -> Any:
+        return persidict.S3Dict(
+            bucket_name=bucket,
+            root_prefix=prefix,
+            base_dir=os.path.join(os.path.expanduser(default_cache_dir()), "s3"),
+            client=client,
+        )
 
-
-def _s3_client(endpoint_url: str | None) -> Any:
-    try:
-        import boto3
-        from botocore.config import Config
-    except ImportError as exc:
-        raise UsageError('S3 stores need boto3: pip install "persidict[aws]"') from exc
-    config = Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 2})
-    return boto3.client("s3", endpoint_url=endpoint_url, config=config)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 300 else text[:297] + "..."
+    return open_store(where, "pkl", endpoint_url, s3_store)
 
 
 # ----------------------------------------------------------------------------- commands
@@ -311,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"persidict-memo: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # the store failed mid-command: still one line, status 2
-        print(f"persidict-memo: {args.command} {args.store}: {_one_line(exc)}", file=sys.stderr)
+        print(f"persidict-memo: {args.command} {args.store}: {one_line(exc)}", file=sys.stderr)
         return 2
     print(json.dumps(out, indent=2, sort_keys=True) if args.json else out)
     return 0
