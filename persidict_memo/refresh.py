@@ -196,7 +196,7 @@ class Expiry:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> Any:
-        """The wrapt wrapper of a function with ``max_age``."""
+        """The call of a cached function with ``max_age``: expired results are recomputed once."""
         memo = self.memo
         full = args if instance is None else (instance, *args)
         key = memo.keys.key(full, kwargs)
@@ -229,7 +229,7 @@ class Expiry:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> Any:
-        """The wrapt wrapper of an ``async def`` function with ``max_age``."""
+        """The call of a cached ``async def`` function with ``max_age``."""
         import asyncio  # here: importing persidict_memo stays light
 
         memo = self.memo
