@@ -193,6 +193,7 @@ class Row:
     note: str = ""
     ratio: float | None = None      # ours / limit (paired median)
     dc_ratio: float | None = None   # ours / diskcache (paired median)
+    peak_mb: tuple[float, float] | None = None  # peak-RSS growth of one call: ours, raw (MB)
 
     @classmethod
     def of(cls, workload: str, t: Timings, ours: str, raw: str, target: float | None,
@@ -221,10 +222,11 @@ def fmt_time(v: float | None, unit: str) -> str:
 
 
 def render(rows: list[Row]) -> str:
+    rss = any(r.peak_mb is not None for r in rows)  # a column only where a script measured it
     lines = [
         "| workload | FileDirDict | raw limit | ratio | target | verdict | diskcache | "
-        "FileDirDict / diskcache |",
-        "|---|---:|---:|---:|---:|:---:|---:|---:|",
+        "FileDirDict / diskcache |" + (" peak RSS growth, ours / raw |" if rss else ""),
+        "|---|---:|---:|---:|---:|:---:|---:|---:|" + ("---:|" if rss else ""),
     ]
     for r in rows:
         ratio = "" if r.ratio is None else f"{r.ratio:.2f}x"
@@ -236,9 +238,13 @@ def render(rows: list[Row]) -> str:
             target = f"<= {r.target:g}x"
         vs_dc = "" if r.dc_ratio is None else f"{r.dc_ratio:.2f}x"
         name = r.workload + (f" ({r.note})" if r.note else "")
-        lines.append(f"| {name} | {fmt_time(r.ours, r.unit)} | {fmt_time(r.limit, r.unit)} | "
-                     f"{ratio} | {target} | {r.verdict} | {fmt_time(r.diskcache, r.unit)} | "
-                     f"{vs_dc} |")
+        line = (f"| {name} | {fmt_time(r.ours, r.unit)} | {fmt_time(r.limit, r.unit)} | "
+                f"{ratio} | {target} | {r.verdict} | {fmt_time(r.diskcache, r.unit)} | "
+                f"{vs_dc} |")
+        if rss:
+            line += "" if r.peak_mb is None else f" {r.peak_mb[0]:.1f} / {r.peak_mb[1]:.1f} MB"
+            line += " |"
+        lines.append(line)
     return "\n".join(lines)
 
 

@@ -13,7 +13,12 @@ same run (implementations interleaved in every repeat; medians of per-repeat rat
 * ``items``: the walk plus ``open().read()`` + ``pickle.loads`` of each file;
 * ``newest_keys(10)``: the walk plus an ``lstat`` per file;
 * ``clear``: the walk plus ``os.unlink`` per file (before every run the tree is removed, written
-  afresh and synced, untimed).
+  afresh and synced, untimed; each run in a fresh process; several pairs per N,
+  ``CLEAR_PAIRS``, the median ratio decides).
+
+Every row also reports how far one call raises the peak RSS: ours and the raw limit, each in a
+fresh process for the FileDirDict rows, in this process for LocalDict and S3 (a lower bound
+there: freed memory is reused).
 
 Listings of the small stores are timed several calls to a run and with more repeats (a call
 takes milliseconds); the peak-RSS rows run on the largest store before it is cleared.
@@ -70,6 +75,7 @@ SHARDS = 100
 EXT = ".pkl"
 SAMPLE = 2000
 DEFAULT_OUT = REPO / "docs" / "benchmarks" / "bench_scale.json"
+CLEAR_PAIRS = {1_000: 8, 10_000: 6, 100_000: 5, 1_000_000: 2}  # clear() runs of each, per N
 
 
 # ------------------------------------------------------------------------------- the store
@@ -135,32 +141,26 @@ def raw_clear(root: str) -> None:
             pass
 
 
-# ------------------------------------------------------------------------------- timings
+# ------------------------------------------------------------------------------- the rows
 
-def bench_n(root: Path, n: int, repeats: int, memory: list[dict[str, Any]] | None = None
-            ) -> list[Row]:
-    """The rows of one N; with ``memory``, the peak-RSS rows of this store are added to it."""
-    import diskcache
-
-    from persidict import FileDirDict
-
-    base = root / f"store_{n}"
-    t0 = time.perf_counter()
-    paths = populate(base, n)
-    dc = diskcache.Cache(str(root / f"dc_{n}"))
-    with dc.transact():
-        for i in range(n):
-            dc[key_of(i)] = value_of(i)
-    print(f"  N={n:,}: populated in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-    time.sleep(0.2)  # let the last directory change settle (see persidict.file_scan)
-    d: FileDirDict[Any] = FileDirDict(base_dir=base)
-    assert len(d) == n
+def sample_picks(n: int) -> list[int]:
+    """The items ``get`` and ``in`` are timed on (the same in every process)."""
     rng = random.Random(n)
-    picks = [rng.randrange(n) for _ in range(min(SAMPLE, n))]
-    keys = [key_of(i) for i in picks]
-    sample_paths = [paths[i] for i in picks]
-    label = f"N={n:,}"
-    rows: list[Row] = []
+    return [rng.randrange(n) for _ in range(min(SAMPLE, n))]
+
+
+def row_ops(base: Path, n: int) -> dict[str, tuple[Callable[[], Any], Callable[[], Any]]]:
+    """Every FileDirDict row's operation and its raw limit, on the store at ``base``.
+
+    One definition for the timed runs and for the fresh-process peak-RSS children.
+    """
+    from persidict import FileDirDict
+    from persidict.keys import sign_component
+
+    d: FileDirDict[Any] = FileDirDict(base_dir=base)
+    s = str(base)
+    keys = [key_of(i) for i in sample_picks(n)]
+    paths = [os.path.join(s, sign_component(a, 4), sign_component(b, 4) + EXT) for a, b in keys]
 
     def ours_get() -> None:
         for k in keys:
@@ -168,13 +168,9 @@ def bench_n(root: Path, n: int, repeats: int, memory: list[dict[str, Any]] | Non
 
     def raw_get() -> None:
         loads = pickle.loads
-        for p in sample_paths:
+        for p in paths:
             with open(p, "rb") as f:
                 loads(f.read())
-
-    def dc_get() -> None:
-        for k in keys:
-            dc[k]
 
     def ours_in() -> None:
         for k in keys:
@@ -182,65 +178,161 @@ def bench_n(root: Path, n: int, repeats: int, memory: list[dict[str, Any]] | Non
 
     def raw_in() -> None:
         isfile = os.path.isfile
-        for p in sample_paths:
+        for p in paths:
             isfile(p)
+
+    return {
+        "get": (ours_get, raw_get),
+        "`in`": (ours_in, raw_in),
+        "len": (lambda: len(d), lambda: walk_count(s, EXT)),
+        "keys": (lambda: list(d.keys()), lambda: walk_keys(s, EXT)),
+        "random_key": (d.random_key, lambda: walk_random(s, EXT)),
+        "items": (lambda: list(d.items()), lambda: raw_items(s)),
+        "newest_keys(10)": (lambda: d.newest_keys(max_n=10), lambda: walk_newest(s, EXT, 10)),
+        "clear": (d.clear, lambda: raw_clear(s)),
+    }
+
+
+PEAK_CHILD = r"""
+import json, sys
+sys.path[:0] = [sys.argv[1], sys.argv[2]]
+from pathlib import Path
+import bench_scale
+ours, raw = bench_scale.row_ops(Path(sys.argv[3]), int(sys.argv[4]))[sys.argv[5]]
+print(json.dumps(bench_scale.timed_peak(ours if sys.argv[6] == "ours" else raw)))
+"""
+
+
+def _status_kb(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def timed_peak(fn: Callable[[], Any]) -> tuple[float, float]:
+    """(seconds, MB): one call of ``fn`` and how far it raises this process's peak RSS
+    (VmHWM) above its RSS before."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # VmHWM := VmRSS
+    before = _status_kb("VmRSS")
+    start = time.perf_counter()
+    fn()
+    elapsed = time.perf_counter() - start
+    return elapsed, (_status_kb("VmHWM") - before) / 1024
+
+
+def peak_pair(ours: Callable[[], Any], raw: Callable[[], Any]) -> tuple[float, float]:
+    """Peak-RSS growth of one call of each in this process: a lower bound (freed memory is
+    reused), for the rows whose store cannot be opened again in a fresh process."""
+    return timed_peak(ours)[1], timed_peak(raw)[1]
+
+
+def in_fresh_process(base: Path, n: int, op: str, side: str) -> tuple[float, float]:
+    """:func:`timed_peak` of one call of ``op`` (``side``: ours or raw) in a fresh process."""
+    run = subprocess.run([sys.executable, "-c", PEAK_CHILD, str(REPO), str(HERE), str(base),
+                          str(n), op, side], capture_output=True, text=True, check=False)
+    if run.returncode != 0:
+        raise RuntimeError(run.stderr)
+    seconds, mb = json.loads(run.stdout)
+    return float(seconds), float(mb)
+
+
+def fresh_peaks(base: Path, n: int, op: str) -> tuple[float, float]:
+    """Peak-RSS growth of one call of ``op``, ours and raw, each in a fresh process."""
+    return in_fresh_process(base, n, op, "ours")[1], in_fresh_process(base, n, op, "raw")[1]
+
+
+def fresh_tree(base: Path, n: int) -> None:
+    """The store written afresh and synced, for a clear() run (untimed)."""
+    shutil.rmtree(base, ignore_errors=True)
+    populate(base, n)
+    os.sync()
+    time.sleep(0.2)
+
+
+# ------------------------------------------------------------------------------- timings
+
+def bench_n(root: Path, n: int, repeats: int, memory: list[dict[str, Any]] | None = None
+            ) -> list[Row]:
+    """The rows of one N; with ``memory``, the peak-RSS rows of this store are added to it."""
+    import diskcache
+
+    base = root / f"store_{n}"
+    t0 = time.perf_counter()
+    populate(base, n)
+    dc = diskcache.Cache(str(root / f"dc_{n}"))
+    with dc.transact():
+        for i in range(n):
+            dc[key_of(i)] = value_of(i)
+    print(f"  N={n:,}: populated in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    time.sleep(0.2)  # let the last directory change settle (see persidict.file_scan)
+    ops = row_ops(base, n)
+    assert ops["len"][0]() == n
+    keys = [key_of(i) for i in sample_picks(n)]
+    label = f"N={n:,}"
+    rows: list[Row] = []
+
+    def dc_get() -> None:
+        for k in keys:
+            dc[k]
 
     def dc_in() -> None:
         for k in keys:
             k in dc  # noqa: B015
 
-    point = interleaved({"ours_get": (None, ours_get), "raw_get": (None, raw_get),
-                         "dc_get": (None, dc_get), "ours_in": (None, ours_in),
-                         "raw_in": (None, raw_in), "dc_in": (None, dc_in)},
+    point = interleaved({"ours_get": (None, ops["get"][0]), "raw_get": (None, ops["get"][1]),
+                         "dc_get": (None, dc_get), "ours_in": (None, ops["`in`"][0]),
+                         "raw_in": (None, ops["`in`"][1]), "dc_in": (None, dc_in)},
                         len(keys), 3 * repeats)
-    rows.append(Row.of(f"get, {label}", point, "ours_get", "raw_get", 2.0, "dc_get"))
-    rows.append(Row.of(f"`in`, {label}", point, "ours_in", "raw_in", 2.0, "dc_in"))
+    for op, dc_case in (("get", "dc_get"), ("`in`", "dc_in")):
+        rows.append(Row.of(f"{op}, {label}", point, f"ours_{op.strip('`')}",
+                           f"raw_{op.strip('`')}", 2.0, dc_case,
+                           peak_mb=fresh_peaks(base, n, op)))
 
-    s = str(base)
-    listing: dict[str, tuple[dict[str, Callable[[], Any]], float, str]] = {
-        "len": ({"ours": lambda: len(d), "raw": lambda: walk_count(s, EXT),
-                 "dc": lambda: len(dc)}, 1.5, "scandir walk"),
-        "keys": ({"ours": lambda: list(d.keys()), "raw": lambda: walk_keys(s, EXT),
-                  "dc": lambda: list(dc)}, 1.5, "scandir walk"),
-        "random_key": ({"ours": d.random_key, "raw": lambda: walk_random(s, EXT)}, 1.5,
-                       "scandir walk"),
-        "items": ({"ours": lambda: list(d.items()), "raw": lambda: raw_items(s),
-                   "dc": lambda: [(k, dc[k]) for k in dc]}, 2.0, "walk + reads"),
-        "newest_keys(10)": ({"ours": lambda: d.newest_keys(max_n=10),
-                             "raw": lambda: walk_newest(s, EXT, 10)}, 1.5, "walk + stat"),
+    listing: dict[str, tuple[Callable[[], Any] | None, float, str]] = {
+        "len": (lambda: len(dc), 1.5, "scandir walk"),
+        "keys": (lambda: list(dc), 1.5, "scandir walk"),
+        "random_key": (None, 1.5, "scandir walk"),
+        "items": (lambda: [(k, dc[k]) for k in dc], 2.0, "walk + reads"),
+        "newest_keys(10)": (None, 1.5, "walk + stat"),
     }
-    for name, (fns, target, raw_note) in listing.items():
+    for name, (dc_fn, target, raw_note) in listing.items():
+        fns = dict(zip(("ours", "raw"), ops[name], strict=True))
+        if dc_fn is not None:
+            fns["dc"] = dc_fn
         reps = repeats if name != "items" else max(2, repeats // 2)
         if n <= 10_000:
             reps *= 3  # cheap: more samples where a run is a few milliseconds
         times = calls_per_run(n)
         if name == "items":  # one untimed pass: whichever ran first would read from disk
-            raw_items(s)
+            ops[name][1]()
         t = interleaved({k: (None, repeated(f, times)) for k, f in fns.items()}, n * times, reps)
         rows.append(Row.of(f"{name}, {label}", t, "ours", "raw", target,
-                           "dc" if "dc" in fns else None, note=f"raw: {raw_note}"))
+                           "dc" if dc_fn is not None else None, note=f"raw: {raw_note}",
+                           peak_mb=fresh_peaks(base, n, name)))
 
     if memory is not None:  # on this very store (writing another million files costs minutes)
         memory += memory_rows(base, n)
 
     # clear(): every run gets a tree written afresh (untimed): the old one removed, the new one
     # synced to disk, so both clear files in the same state (rewriting files in place, or
-    # writeback still running, makes a clear several times slower at 100k items).
+    # writeback still running, makes a clear several times slower at 100k items). Even so the
+    # disk's state swings a single run 2-4x either way (an unlink costs 70-170 us on a disk
+    # mounted with online discard), so the median of several pairs decides. Each run is a
+    # fresh process, as a clear() usually is, which also gives its peak RSS.
     samples: dict[str, list[float]] = {"ours": [], "raw": []}
-    for r in range({1_000: 8, 10_000: 4, 100_000: 2}.get(n, 1)):
+    peaks = {"ours": 0.0, "raw": 0.0}
+    for r in range(CLEAR_PAIRS.get(n, 2)):
         for who in (("ours", "raw") if r % 2 == 0 else ("raw", "ours")):
-            shutil.rmtree(base, ignore_errors=True)
-            populate(base, n)
-            os.sync()
-            time.sleep(0.2)
-            start = time.perf_counter()
-            if who == "ours":
-                d.clear()
-            else:
-                raw_clear(s)
-            samples[who].append((time.perf_counter() - start) / n * 1e6)
+            fresh_tree(base, n)
+            seconds, mb = in_fresh_process(base, n, "clear", who)
+            samples[who].append(seconds / n * 1e6)
+            peaks[who] = max(peaks[who], mb)
     rows.append(Row.of(f"clear, {label}", Timings(samples), "ours", "raw", 1.5,
-                       note="raw: walk + unlink + rmdir"))
+                       note="raw: walk + unlink + rmdir",
+                       peak_mb=(peaks["ours"], peaks["raw"])))
     dc.close()
     shutil.rmtree(base, ignore_errors=True)
     shutil.rmtree(root / f"dc_{n}", ignore_errors=True)
@@ -269,7 +361,7 @@ def bench_local(n: int, repeats: int) -> Row:
 
     t = interleaved({"ours": (None, ours), "raw": (None, raw)}, len(keys), 3 * repeats)
     return Row.of(f"LocalDict get, N={n:,}", t, "ours", "raw", 3.0,
-                  note="raw: pickle.loads from a dict")
+                  note="raw: pickle.loads from a dict", peak_mb=peak_pair(ours, raw))
 
 
 # ---------------------------------------------------------------------------------- memory
@@ -438,15 +530,19 @@ def bench_s3(n: int, repeats: int) -> list[Row]:
                            "ours_keys": (None, lambda: list(d.keys()))}, n, repeats)
         vals = interleaved({"ours": (None, lambda: list(d.values())), "raw": (None, raw_values)},
                            n, max(2, repeats // 2))
+        peaks = {"len": peak_pair(lambda: len(d), raw_keys),
+                 "keys": peak_pair(lambda: list(d.keys()), raw_keys),
+                 "values": peak_pair(lambda: list(d.values()), raw_values)}
     finally:
         server.stop()
     return [
         Row.of(f"S3 len, {n:,} objects", lst, "ours_len", "raw", 1.2,
-               note="raw: list_objects_v2 paginator"),
+               note="raw: list_objects_v2 paginator", peak_mb=peaks["len"]),
         Row.of(f"S3 keys, {n:,} objects", lst, "ours_keys", "raw", 1.2,
-               note="raw: list_objects_v2 paginator"),
+               note="raw: list_objects_v2 paginator", peak_mb=peaks["keys"]),
         Row.of(f"S3 values, {n:,} objects", vals, "ours", "raw", 1.5,
-               note=f"raw: paginator + GETs on {READ_MANY_WORKERS} threads"),
+               note=f"raw: paginator + GETs on {READ_MANY_WORKERS} threads",
+               peak_mb=peaks["values"]),
     ]
 
 
@@ -564,7 +660,10 @@ def main() -> None:
     results = {"header": header, "ns": ns,
                "rows": [{"workload": r.workload, "ours": r.ours, "limit": r.limit,
                          "ratio": r.ratio, "target": r.target, "diskcache": r.diskcache,
-                         "verdict": r.verdict, "unit": r.unit} for r in rows],
+                         "verdict": r.verdict, "unit": r.unit, "peak_rss_growth_mb":
+                         None if r.peak_mb is None else dict(zip(("ours", "raw"), r.peak_mb,
+                                                                  strict=True))}
+                        for r in rows],
                "growth": growth, "memory": memory}
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     plot(results, args.out.with_suffix(".png"))
