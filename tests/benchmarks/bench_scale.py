@@ -47,7 +47,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -193,16 +193,6 @@ def row_ops(base: Path, n: int) -> dict[str, tuple[Callable[[], Any], Callable[[
     }
 
 
-PEAK_CHILD = r"""
-import json, sys
-sys.path[:0] = [sys.argv[1], sys.argv[2]]
-from pathlib import Path
-import bench_scale
-ours, raw = bench_scale.row_ops(Path(sys.argv[3]), int(sys.argv[4]))[sys.argv[5]]
-print(json.dumps(bench_scale.timed_peak(ours if sys.argv[6] == "ours" else raw)))
-"""
-
-
 def _status_kb(field: str) -> int:
     with open("/proc/self/status") as f:
         for line in f:
@@ -211,37 +201,29 @@ def _status_kb(field: str) -> int:
     raise RuntimeError(f"no {field} in /proc/self/status")
 
 
-def timed_peak(fn: Callable[[], Any]) -> tuple[float, float]:
-    """(seconds, MB): one call of ``fn`` and how far it raises this process's peak RSS
-    (VmHWM) above its RSS before."""
+def measured(fn: Callable[[], Any]) -> dict[str, float]:
+    """One call of ``fn``: its seconds, this process's peak RSS (VmHWM) during it, and how far
+    that peak rose above the RSS before (MB)."""
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # VmHWM := VmRSS
     before = _status_kb("VmRSS")
     start = time.perf_counter()
     fn()
-    elapsed = time.perf_counter() - start
-    return elapsed, (_status_kb("VmHWM") - before) / 1024
+    seconds = time.perf_counter() - start
+    peak = _status_kb("VmHWM")
+    return {"seconds": seconds, "peak_mb": peak / 1024, "growth_mb": (peak - before) / 1024}
 
 
 def peak_pair(ours: Callable[[], Any], raw: Callable[[], Any]) -> tuple[float, float]:
     """Peak-RSS growth of one call of each in this process: a lower bound (freed memory is
     reused), for the rows whose store cannot be opened again in a fresh process."""
-    return timed_peak(ours)[1], timed_peak(raw)[1]
-
-
-def in_fresh_process(base: Path, n: int, op: str, side: str) -> tuple[float, float]:
-    """:func:`timed_peak` of one call of ``op`` (``side``: ours or raw) in a fresh process."""
-    run = subprocess.run([sys.executable, "-c", PEAK_CHILD, str(REPO), str(HERE), str(base),
-                          str(n), op, side], capture_output=True, text=True, check=False)
-    if run.returncode != 0:
-        raise RuntimeError(run.stderr)
-    seconds, mb = json.loads(run.stdout)
-    return float(seconds), float(mb)
+    return measured(ours)["growth_mb"], measured(raw)["growth_mb"]
 
 
 def fresh_peaks(base: Path, n: int, op: str) -> tuple[float, float]:
     """Peak-RSS growth of one call of ``op``, ours and raw, each in a fresh process."""
-    return in_fresh_process(base, n, op, "ours")[1], in_fresh_process(base, n, op, "raw")[1]
+    return (child("row", base, str(n), op, "ours")["growth_mb"],
+            child("row", base, str(n), op, "raw")["growth_mb"])
 
 
 def fresh_tree(base: Path, n: int) -> None:
@@ -327,9 +309,9 @@ def bench_n(root: Path, n: int, repeats: int, memory: list[dict[str, Any]] | Non
     for r in range(CLEAR_PAIRS.get(n, 2)):
         for who in (("ours", "raw") if r % 2 == 0 else ("raw", "ours")):
             fresh_tree(base, n)
-            seconds, mb = in_fresh_process(base, n, "clear", who)
-            samples[who].append(seconds / n * 1e6)
-            peaks[who] = max(peaks[who], mb)
+            got = child("row", base, str(n), "clear", who)
+            samples[who].append(got["seconds"] / n * 1e6)
+            peaks[who] = max(peaks[who], got["growth_mb"])
     rows.append(Row.of(f"clear, {label}", Timings(samples), "ours", "raw", 1.5,
                        note="raw: walk + unlink + rmdir",
                        peak_mb=(peaks["ours"], peaks["raw"])))
@@ -366,77 +348,85 @@ def bench_local(n: int, repeats: int) -> Row:
 
 # ---------------------------------------------------------------------------------- memory
 
-CHILD = r"""
-import json, os, pickle, sys, time
-sys.path[:0] = [sys.argv[1], sys.argv[2]]
-op, base = sys.argv[3], sys.argv[4]
-
-def peak_kb():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-
-def rss_kb():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-
-def reset_peak():
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-
-from persidict import FileDirDict
-from bench_file import walk_count
-import numpy as np  # imported by every child alike, so baselines match
-if op.startswith("array"):
-    mb = int(sys.argv[5])
-    d = FileDirDict(base_dir=base)
-    if op == "array_set":
-        arr = np.random.default_rng(0).random(mb * 2**20 // 8)
-        reset_peak(); before = rss_kb()
-        d["arr"] = arr
-    else:
-        reset_peak(); before = rss_kb()
-        arr = d["arr"]
-    print(json.dumps({"copies": (peak_kb() - before) * 1024 / arr.nbytes - (op == "array_get")}))
-    sys.exit()
-d = FileDirDict(base_dir=base)
-def raw_iter_keys():
-    cut = -4
-    stack = [(base, ())]
+def raw_iter_keys(base: str) -> Iterator[tuple[str, ...]]:
+    """The bare walk's keys one at a time (for peak RSS while iterating)."""
+    cut = -len(EXT)
+    stack: list[tuple[str, tuple[str, ...]]] = [(base, ())]
     while stack:
         path, prefix = stack.pop()
         with os.scandir(path) as it:
             for e in it:
                 if e.is_dir(follow_symlinks=False):
                     stack.append((e.path, (*prefix, e.name)))
-                elif e.name.endswith(".pkl"):
+                elif e.name.endswith(EXT):
                     yield (*prefix, e.name[:cut])
-def raw_iter_items():
-    for k in raw_iter_keys():
-        with open(os.path.join(base, *k[:-1], k[-1] + ".pkl"), "rb") as f:
+
+
+def raw_iter_items(base: str) -> Iterator[tuple[tuple[str, ...], Any]]:
+    for k in raw_iter_keys(base):
+        with open(os.path.join(base, *k[:-1], k[-1] + EXT), "rb") as f:
             yield k, pickle.loads(f.read())
-ops = {
-    "len": lambda: len(d), "walk_count": lambda: walk_count(base, ".pkl"),
-    "iter_keys": lambda: sum(1 for _ in d.keys()),
-    "raw_iter_keys": lambda: sum(1 for _ in raw_iter_keys()),
-    "iter_items": lambda: sum(1 for _ in d.items()),
-    "raw_iter_items": lambda: sum(1 for _ in raw_iter_items()),
-}
-reset_peak(); before = rss_kb()
-ops[op]()
-print(json.dumps({"peak_kb": peak_kb(), "before_kb": before}))
+
+
+def memory_ops(base: str) -> dict[str, Callable[[], Any]]:
+    """The fresh-process memory rows' operations, ours and raw."""
+    from persidict import FileDirDict
+
+    d: FileDirDict[Any] = FileDirDict(base_dir=base)
+    return {
+        "len": lambda: len(d), "walk_count": lambda: walk_count(base, EXT),
+        "iter_keys": lambda: sum(1 for _ in d.keys()),  # noqa: SIM118 (keys() is the row)
+        "raw_iter_keys": lambda: sum(1 for _ in raw_iter_keys(base)),
+        "iter_items": lambda: sum(1 for _ in d.items()),
+        "raw_iter_items": lambda: sum(1 for _ in raw_iter_items(base)),
+    }
+
+
+def array_copies(base: str, op: str, mb: int) -> float:
+    """Copies of an ``mb`` MB array held beyond the array by ``set`` or ``get``."""
+    import numpy as np
+
+    from persidict import FileDirDict
+
+    d: FileDirDict[Any] = FileDirDict(base_dir=base)
+    if op == "array_set":
+        arr = np.random.default_rng(0).random(mb * 2**20 // 8)
+        growth = measured(lambda: d.__setitem__("arr", arr))["growth_mb"]
+        return growth * 2**20 / arr.nbytes
+    got: list[Any] = []
+    growth = measured(lambda: got.append(d["arr"]))["growth_mb"]
+    return float(growth * 2**20 / got[0].nbytes) - 1  # the result itself is not a copy
+
+
+def child_main(argv: list[str]) -> dict[str, float]:
+    """What a fresh child process measures (see :func:`child`)."""
+    kind, base, *rest = argv
+    if kind == "row":
+        n, op, side = rest
+        ours, raw = row_ops(Path(base), int(n))[op]
+        return measured(ours if side == "ours" else raw)
+    if kind == "memory":
+        return measured(memory_ops(base)[rest[0]])
+    return {"copies": array_copies(base, kind, int(rest[0]))}
+
+
+CHILD = r"""
+import json, sys
+sys.path[:0] = [sys.argv[1], sys.argv[2]]
+import numpy  # imported by every child alike, so baselines match
+import bench_scale
+print(json.dumps(bench_scale.child_main(sys.argv[3:])))
 """
 
 
-def child(op: str, base: Path, *extra: str) -> dict[str, Any]:
-    out = subprocess.run([sys.executable, "-c", CHILD, str(REPO), str(HERE), op, str(base),
-                          *extra], capture_output=True, text=True, check=False)
+def child(kind: str, base: Path, *args: str) -> dict[str, float]:
+    """:func:`child_main` in a fresh process: ``row`` (n, op, side), ``memory`` (op),
+    ``array_set`` / ``array_get`` (MB)."""
+    out = subprocess.run([sys.executable, "-c", CHILD, str(REPO), str(HERE), kind, str(base),
+                          *args], capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise RuntimeError(out.stderr)
-    result: dict[str, Any] = json.loads(out.stdout)
+    result: dict[str, float] = json.loads(out.stdout)
     return result
 
 
@@ -445,12 +435,11 @@ def memory_rows(base: Path, n: int) -> list[dict[str, Any]]:
     rows = []
     for ours, raw, target in (("len", "walk_count", 1.5), ("iter_keys", "raw_iter_keys", None),
                               ("iter_items", "raw_iter_items", None)):
-        a, b = child(ours, base), child(raw, base)
-        rows.append({"row": f"peak RSS of {ours}, N={n:,}", "ours_mb": a["peak_kb"] / 1024,
-                     "raw_mb": b["peak_kb"] / 1024,
-                     "ours_growth_mb": (a["peak_kb"] - a["before_kb"]) / 1024,
-                     "raw_growth_mb": (b["peak_kb"] - b["before_kb"]) / 1024,
-                     "ratio": a["peak_kb"] / b["peak_kb"], "target": target})
+        a, b = child("memory", base, ours), child("memory", base, raw)
+        rows.append({"row": f"peak RSS of {ours}, N={n:,}", "ours_mb": a["peak_mb"],
+                     "raw_mb": b["peak_mb"], "ours_growth_mb": a["growth_mb"],
+                     "raw_growth_mb": b["growth_mb"], "ratio": a["peak_mb"] / b["peak_mb"],
+                     "target": target})
     return rows
 
 
@@ -493,7 +482,7 @@ def bench_s3(n: int, repeats: int) -> list[Row]:
     from concurrent.futures import ThreadPoolExecutor
 
     from persidict import BasicS3Dict
-    from persidict.s3_backend import READ_MANY_WORKERS
+    from persidict.s3_client import READ_MANY_WORKERS
     from tests.s3_support import DUMMY_CREDENTIALS, make_client, start_moto_server
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log line per request
@@ -512,7 +501,7 @@ def bench_s3(n: int, repeats: int) -> list[Row]:
         print(f"  S3: {n:,} objects in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
 
         def raw_keys() -> list[str]:
-            out = []
+            out: list[str] = []
             for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
                 out.extend(obj["Key"] for obj in page.get("Contents", []))
             return out
