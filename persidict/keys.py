@@ -401,9 +401,10 @@ _md5: Any = None
 def _b32_md5(s: str, n: int = MAX_DIGEST_LEN) -> str:
     """The first ``n`` letters of ``base32(md5(s)).lower()``.
 
-    Computed from the digest's integer value, two letters per table lookup: no cache is
-    needed (a bounded one stops covering a large store, and every listing re-checks every
-    name), and it is several times faster than ``base64.b32encode`` of the whole digest.
+    Computed from the digest's integer value, two letters per table lookup: several times
+    faster than ``base64.b32encode`` of the whole digest. Checking names (listings) uses it
+    uncached: a bounded cache stops covering a large store, and every listing re-checks every
+    name; only :func:`sign_component` remembers its recent results.
     """
     global _md5
     if _md5 is None:
@@ -432,11 +433,29 @@ def digest_suffix(s: str, digest_len: int) -> str:
     return "_" + _b32_md5(s, digest_len)
 
 
+# The keys of one store share their leading components (all calls of a memoized function share
+# five), and sibling stores (a result and its metadata record) sign the same key one after the
+# other: remember the signed forms of recent components, per digest length, in a bounded table.
+_SIGNED: dict[int, dict[str, str]] = {}
+_SIGNED_MAX: Final = 4096
+
+
 def sign_component(s: str, digest_len: int) -> str:
     """Append the digest suffix to one key component (always: there is no "already signed")."""
     if digest_len == 0:
         return s
-    return s + "_" + _b32_md5(s, digest_len)
+    if type(s) is not str or type(digest_len) is not int:  # (subclasses compare their own way)
+        return s + "_" + _b32_md5(s, digest_len)
+    table = _SIGNED.get(digest_len)
+    signed = table.get(s) if table is not None else None
+    if signed is None:
+        signed = s + "_" + _b32_md5(s, digest_len)  # (a bad digest_len raises here)
+        if table is None:
+            table = _SIGNED.setdefault(digest_len, {})
+        elif len(table) >= _SIGNED_MAX:
+            table.clear()
+        table[s] = signed
+    return signed
 
 
 def unsign_component(s: str, digest_len: int) -> str | None:

@@ -11,6 +11,7 @@ import persidict
 from persidict import NonEmptySafeStrTuple, SafeStrTuple, get_safe_chars, replace_unsafe_chars
 from persidict.keys import (
     check_digest_len,
+    digest_suffix,
     normalize_key,
     sign_component,
     unsign_component,
@@ -35,6 +36,28 @@ def test_sign_zero_and_other_seen_names() -> None:
 def test_always_sign_no_aliasing() -> None:
     assert sign_component("abc_saav", 4) != "abc_saav"
     assert sign_component("abc_saav", 4) != sign_component("abc", 4)
+
+
+def test_remembered_signatures_are_bounded_and_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    from persidict import keys
+
+    monkeypatch.setattr(keys, "_SIGNED", {})
+    names = [f"c{i}" for i in range(keys._SIGNED_MAX + 10)]
+    for n in (1, 4):
+        assert [sign_component(c, n) for c in names] == [
+            c + digest_suffix(c, n) for c in names  # (digest_suffix: always computed)
+        ]
+        assert [sign_component(c, n) for c in reversed(names)] == [
+            c + digest_suffix(c, n) for c in reversed(names)
+        ]
+    assert set(keys._SIGNED) == {1, 4}
+    assert all(0 < len(table) <= keys._SIGNED_MAX for table in keys._SIGNED.values())
+
+    class Loud(str):
+        pass
+
+    assert sign_component(Loud("zz"), 4) == "zz" + digest_suffix("zz", 4)
+    assert "zz" not in keys._SIGNED[4]  # a str subclass is signed, not remembered
 
 
 @pytest.mark.parametrize("name", ["abc", "abc_saax", "abc_", "_saav", "a b_xxxx", ".._xxxx"])

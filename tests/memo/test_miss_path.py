@@ -299,6 +299,27 @@ def test_a_local_publish_inserts_without_a_stat_and_a_refused_insert_leaves_noth
     assert not list(tmp_path.rglob(".__tmp__*"))  # the refused write's temp file is gone
 
 
+def test_a_miss_signs_each_key_component_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from persidict import keys
+
+    monkeypatch.setattr(keys, "_SIGNED", {})  # (no clearing of a full table mid-test)
+    hashed: list[str] = []
+    real = keys._b32_md5
+    monkeypatch.setattr(keys, "_b32_md5", lambda s, n=4: (hashed.append(s), real(s, n))[1])
+    runs: list[str] = []
+    token = token_maker(str(tmp_path), runs)
+    for first in (1000, 2000):  # a leased miss, then (after a streak) a quick one
+        if first == 2000:
+            make_quick(token)
+        token(first)  # signs the shared components (and the shard) the first time
+        hashed.clear()
+        token(first + 1)  # four store operations on a new key
+        digest = token.cache_key(first + 1)[-1]
+        assert hashed in ([digest], [digest[:2], digest])  # (a new shard directory)
+
+
 # ------------------------------------------------------------------------ records on disk
 
 
