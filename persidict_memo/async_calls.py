@@ -13,8 +13,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from . import grace, publishing
-from .grace import LEASE_GRACE
+from . import publishing
 from .memoizer import _COMPUTE, _COMPUTING, _MISSING, _give_up
 from .publishing import publish
 
@@ -64,6 +63,7 @@ async def call_async(
         if memo._inflight.get(key) is mine:
             del memo._inflight[key]
 
+
 async def _compute(
     memo: Memoizer,
     body: Callable[..., Awaitable[Any]],
@@ -90,8 +90,7 @@ async def _compute(
             begun = await asyncio.to_thread(memo._after_wait, key, lease, waited)
     if begun.found and not begun.verify:
         return begun.value
-    lease, pending = memo._begin(key, begun)
-    token = _COMPUTING.set(_COMPUTING.get() | {key})
+    lease, pending, token = memo._begin(key, begun)
     try:
         start = time.perf_counter()
         result = await body(*args, **kwargs)
@@ -101,9 +100,7 @@ async def _compute(
         raise
     finally:
         _COMPUTING.reset(token)
-    if pending is not None:
-        lease = grace.finish(pending)
-    memo._quick_streak = memo._quick_streak + 1 if seconds < LEASE_GRACE else 0
+    lease = memo._ended(lease, pending, seconds)
     if begun.verify:
         return publishing.verify(memo, key, begun.value, result)
     return await asyncio.to_thread(

@@ -32,7 +32,7 @@ import threading
 import time
 import warnings
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
 
 if TYPE_CHECKING:
@@ -203,8 +203,7 @@ class Memoizer:
             begun = self._await_turn(key)
         if begun.found and not begun.verify:
             return begun.value
-        lease, pending = self._begin(key, begun)
-        token = _COMPUTING.set(_COMPUTING.get() | {key})
+        lease, pending, token = self._begin(key, begun)
         try:
             start = time.perf_counter()
             result = body(*args, **kwargs)
@@ -214,20 +213,31 @@ class Memoizer:
             raise
         finally:
             _COMPUTING.reset(token)
-        if pending is not None:
-            lease = grace.finish(pending)  # taken by the watcher if the call outlasted the grace
-        self._quick_streak = self._quick_streak + 1 if seconds < LEASE_GRACE else 0
+        lease = self._ended(lease, pending, seconds)
         if begun.verify:
             return publishing.verify(self, key, begun.value, result)
         return publish(self, key, result, seconds, full_args, kwargs, lease, begun.damaged)
 
+    # The steps around the body, shared with call_async (which runs the others in threads).
     def _begin(
         self, key: tuple[str, ...], begun: _Begun
-    ) -> tuple[Lease | None, grace.GraceCall | None]:
-        """The lease the computation starts with, or its grace period (quick calls)."""
+    ) -> tuple[Lease | None, grace.GraceCall | None, Token[frozenset[tuple[str, ...]]]]:
+        """Start computing: the lease it starts with, or its grace period (quick calls), and
+        the mark that this thread or task computes ``key`` (reset it when the body ends)."""
+        lease, pending = begun.lease, None
         if begun.quick and self._leases is not None:
-            return None, grace.start(self._leases, self.store.lease_key(key))
-        return begun.lease, None
+            lease, pending = None, grace.start(self._leases, self.store.lease_key(key))
+        return lease, pending, _COMPUTING.set(_COMPUTING.get() | {key})
+
+    def _ended(
+        self, lease: Lease | None, pending: grace.GraceCall | None, seconds: float
+    ) -> Lease | None:
+        """The body returned: the lease to publish with (taken by the grace watcher if the call
+        outlasted the grace period); the streak of quick calls goes on or restarts."""
+        if pending is not None:
+            lease = grace.finish(pending)
+        self._quick_streak = self._quick_streak + 1 if seconds < LEASE_GRACE else 0
+        return lease
 
     def call_async(
         self,
