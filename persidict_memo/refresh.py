@@ -27,8 +27,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
 from .leases import Lease, Leases
-from .memoizer import Memoizer
-from .metadata import build_metadata, pickled_size
+from .memoizer import _MISSING, Memoizer
+from .metadata import pickled_size
+from .publishing import describe_call
 
 __all__ = ["Expiry", "expire", "expiry_of", "recompute", "replace"]
 
@@ -61,14 +62,7 @@ def replace(
             lease.abandon()
         raise
     memo.drop_remembered([key])
-    text = build_metadata(
-        function=memo.function_name,
-        key=key,
-        arguments=memo.keys.describe(full_args, kwargs),
-        compute_seconds=seconds,
-        result=result,
-        result_size=size,
-    )
+    text = describe_call(memo, key, result, size, seconds, full_args, kwargs)
     if lease is None or not lease.finish(text):  # no lease, or it was taken over meanwhile
         store.meta[store.meta_key(key)] = text
     expiry = _EXPIRIES.get(memo)
@@ -140,31 +134,7 @@ class Expiry:
         except Exception:  # a passing store error: poll again
             return False
 
-    def _lease(self, key: tuple[str, ...]) -> Lease | None:
-        """Our lease on the call's record, to recompute; None once someone else refreshed it.
-
-        None also when leases are off (``lease=False``, or a store that cannot hold them):
-        the caller then recomputes without one.
-        """
-        memo = self.memo
-        store = memo.store
-        if not memo.lease or store.leases is None:
-            return None
-        with self._lock:
-            if self._leases is None:
-                self._leases = Leases(store.leases, memo.lease_timeout)
-        leases = self._leases
-        record_key = store.lease_key(key)
-        while True:
-            lease, _ = leases.acquire_or_wait(record_key, lambda: self._is_fresh(key))
-            if lease is None or _still_ours(leases, record_key, lease):
-                return lease
-            lease.abandon()  # overwritten by a rival's swap of the same instant: wait for it
-
-    def _needs_lease(self) -> bool:
-        store = self.memo.store
-        return self.memo.lease and store.leases is not None
-
+    # The steps of a call, shared by both wrappers (the async one runs them in threads).
     def _lookup(self, key: tuple[str, ...]) -> tuple[str, Any]:
         """("hit", value), ("absent", None) or ("expired", None), from memory or the store."""
         known = self._memory.get(key)
@@ -181,6 +151,30 @@ class Expiry:
             return "absent", None
         self.remember(key, created, value)
         return "hit", value
+
+    def _turn(self, key: tuple[str, ...]) -> tuple[Lease | None, Any]:
+        """An expired result: ``(our lease, _MISSING)`` to recompute it, or ``(None, result)``
+        once another process refreshed it.
+
+        The lease is None when leases are off (``lease=False``, or a store that cannot hold
+        them): the caller then recomputes without one.
+        """
+        memo = self.memo
+        store = memo.store
+        if not memo.lease or store.leases is None:
+            return None, _MISSING
+        with self._lock:
+            if self._leases is None:
+                self._leases = Leases(store.leases, memo.lease_timeout)
+        leases = self._leases
+        record_key = store.lease_key(key)
+        while True:
+            lease, _ = leases.acquire_or_wait(record_key, lambda: self._is_fresh(key))
+            if lease is None:
+                return None, self._after_wait(key)
+            if _still_ours(leases, record_key, lease):
+                return lease, _MISSING
+            lease.abandon()  # overwritten by a rival's swap of the same instant: wait for it
 
     def _after_wait(self, key: tuple[str, ...]) -> Any:
         value = self.memo.store.admin[key]
@@ -208,9 +202,9 @@ class Expiry:
             value = memo.call(wrapped, args, kwargs, full)
             self.remember(key, time.time(), value)
             return value
-        lease = self._lease(key)
-        if lease is None and self._needs_lease():
-            return self._after_wait(key)
+        lease, value = self._turn(key)
+        if value is not _MISSING:  # refreshed by another process meanwhile
+            return value
         try:
             start = time.perf_counter()
             result = wrapped(*args, **kwargs)
@@ -243,9 +237,9 @@ class Expiry:
             value = await memo.call_async(wrapped, args, kwargs, full)
             self.remember(key, time.time(), value)
             return value
-        lease = await asyncio.to_thread(self._lease, key)
-        if lease is None and self._needs_lease():
-            return await asyncio.to_thread(self._after_wait, key)
+        lease, value = await asyncio.to_thread(self._turn, key)
+        if value is not _MISSING:
+            return value
         try:
             start = time.perf_counter()
             result = await wrapped(*args, **kwargs)

@@ -114,6 +114,52 @@ def test_max_age_on_async_functions(tmp_path: Path) -> None:
     assert asyncio.run(scenario()) == [[1, 1], [1, 1], [1, 2], [1, 3]]
 
 
+def test_max_age_without_leases_recomputes_expired_results(tmp_path: Path) -> None:
+    import asyncio
+
+    tick, runs = counter(str(tmp_path / "c"), max_age=0.5, lease=False)
+    aruns: list[int] = []
+
+    @persistent_cache(store=str(tmp_path / "c"), max_age=0.5, lease=False)
+    async def atick(x: int) -> list[int]:
+        aruns.append(x)
+        return [x, len(aruns)]
+
+    assert tick(1) == [1, 1] and asyncio.run(atick(1)) == [1, 1]
+    time.sleep(0.7)
+    assert tick(1) == [1, 2] and asyncio.run(atick(1)) == [1, 2]  # expired: recomputed
+    assert tick(1) == [1, 2] and asyncio.run(atick(1)) == [1, 2]
+    assert runs == aruns == [1, 1]
+    assert tick.cache_info().misses == atick.cache_info().misses == 2
+    assert tick.cache_info().waits == atick.cache_info().waits == 0
+
+
+def test_async_max_age_waits_for_another_callers_refresh(tmp_path: Path) -> None:
+    import asyncio
+
+    runs: list[int] = []
+
+    def decorate() -> Any:  # one "process": its own decoration (its own memory)
+        @persistent_cache(store=str(tmp_path / "c"), max_age=1.0, ignore=("runs",))
+        async def slow(x: int) -> list[int]:
+            runs.append(x)
+            await asyncio.sleep(0.3)
+            return [x, len(runs)]
+
+        return slow
+
+    first, second = decorate(), decorate()
+
+    async def scenario() -> list[Any]:
+        await first(1)
+        await asyncio.sleep(1.3)  # expired for both
+        return list(await asyncio.gather(first(1), second(1)))
+
+    assert asyncio.run(scenario()) == [[1, 2], [1, 2]]  # refreshed once, the same result
+    assert runs == [1, 1]
+    assert first.cache_info().waits + second.cache_info().waits == 1
+
+
 def child(code: str, store: Path, **env: str) -> subprocess.Popen[str]:
     environment = {
         **os.environ,
