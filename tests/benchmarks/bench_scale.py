@@ -1,7 +1,7 @@
 """Scale: FileDirDict's per-item cost at 1k, 10k, 100k (and 1M) items against the raw limit.
 
-    python tests/benchmarks/bench_scale.py [--max-n 1000000] [--quick] [--no-s3] [--dir DIR]
-                                           [--out docs/benchmarks/bench_scale.json]
+    python tests/benchmarks/bench_scale.py [--max-n 1000000] [--quick] [--no-s3] [--no-memo]
+                                           [--dir DIR] [--out docs/benchmarks/bench_scale.json]
 
 Every N gets one store in the layout ``("shard_xx", "key_i")`` (100 shards, small pickled
 values), and every operation is timed on those very files against the raw limit measured in the
@@ -29,6 +29,10 @@ iterating ``keys()`` / ``items()`` against the bare walk, and ``get`` / ``set`` 
 array in "copies beyond the array" (the array's own size subtracted). LocalDict ``get`` is timed
 against a dict of pickles; S3 listings and ``values()`` on moto's HTTP server against a raw
 ``list_objects_v2`` paginator and raw concurrent GETs on a pool of the same size.
+
+The memo rows (``--no-memo`` to skip) time ``cache_clear()`` and ``forget`` of 10,000 results
+against joblib's ``clear()`` and the first hit in a fresh process against joblib's, with
+bench_toolkit's and bench_memo's own workloads.
 
 The JSON results and a log-log plot of per-item cost against N are written side by side
 (``--out``; the plot is the same path with ``.png``). Not collected by pytest.
@@ -535,6 +539,33 @@ def bench_s3(n: int, repeats: int) -> list[Row]:
     ]
 
 
+# ------------------------------------------------------------------------------------ memo
+
+def memo_rows(root: Path, n: int, repeats: int) -> list[dict[str, Any]]:
+    """The memo targets on a store of ``n`` results: ``cache_clear()`` and ``forget`` against
+    joblib's ``clear()`` (bench_toolkit), the first hit in a fresh process against joblib's
+    (bench_memo)."""
+    from bench_memo import bench_cold_hit
+    from bench_toolkit import bench_clear
+
+    (root / "memo_cold").mkdir(parents=True)
+    out: list[dict[str, Any]] = []
+    for r in bench_clear(root / "memo_clear", n):
+        out.append({"row": r["row"], "measured": f"{r['ours_s']:.2f} s, joblib clear() "
+                    f"{r['joblib_clear_s']:.2f} s ({r['ratio_vs_joblib']:.2f}x)", "ok": r["ok"]})
+    _, targets = bench_cold_hit(root / "memo_cold", n, repeats)
+    out += [{"row": f"{t.text} (store of {n:,} results)", "measured": t.measured, "ok": t.ok}
+            for t in targets]
+    return out
+
+
+def render_memo(rows: list[dict[str, Any]]) -> str:
+    lines = ["| memo | measured | target | verdict |", "|---|---|:---:|:---:|"]
+    lines += [f"| {r['row']} | {r['measured']} | <= joblib | {'PASS' if r['ok'] else 'MISS'} |"
+              for r in rows]
+    return "\n".join(lines)
+
+
 # ------------------------------------------------------------------------------------ plot
 
 def plot(results: dict[str, Any], path: Path) -> None:
@@ -605,6 +636,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="N up to 10k, fewer repeats")
     ap.add_argument("--no-s3", action="store_true")
     ap.add_argument("--s3-n", type=int, default=10_000)
+    ap.add_argument("--no-memo", action="store_true", help="skip the memo rows")
+    ap.add_argument("--memo-n", type=int, default=10_000, help="results in the memo rows' stores")
     ap.add_argument("--array-mb", type=int, default=500, help="0: no big-array memory rows")
     ap.add_argument("--dir", type=Path, default=REPO / ".bench")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -626,6 +659,8 @@ def main() -> None:
         memory += array_rows(root, 0 if args.quick else args.array_mb)
         if not args.no_s3:
             rows += bench_s3(1000 if args.quick else args.s3_n, repeats)
+        memo = [] if args.no_memo else memo_rows(root, 1000 if args.quick else args.memo_n,
+                                                 repeats)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     import diskcache
@@ -641,9 +676,13 @@ def main() -> None:
     print(render_growth(growth))
     print()
     print(render_memory(memory))
+    if memo:
+        print()
+        print(render_memo(memo))
     misses = [r.workload for r in rows if r.verdict == "MISS"]
     misses += [m["row"] for m in memory + growth if m.get("target") is not None and
                m.get("ratio", m.get("ours")) > m["target"]]
+    misses += [m["row"] for m in memo if not m["ok"]]
     print(f"\n{len(misses)} target(s) missed" + (": " + "; ".join(misses) if misses else ""))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     results = {"header": header, "ns": ns,
@@ -653,7 +692,7 @@ def main() -> None:
                          None if r.peak_mb is None else dict(zip(("ours", "raw"), r.peak_mb,
                                                                   strict=True))}
                         for r in rows],
-               "growth": growth, "memory": memory}
+               "growth": growth, "memory": memory, "memo": memo}
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     plot(results, args.out.with_suffix(".png"))
     print(f"\nWritten: {args.out} and {args.out.with_suffix('.png')}")
