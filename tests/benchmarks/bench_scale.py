@@ -146,7 +146,7 @@ def bench_n(root: Path, n: int, repeats: int, memory: list[dict[str, Any]] | Non
     # clear(): every run gets a tree written afresh (untimed): the old one removed, the new one
     # synced to disk, so both clear files in the same state (rewriting files in place, or
     # writeback still running, makes a clear several times slower at 100k items). Even so the
-    # disk's state swings a single run 2-4x either way (an unlink costs 70-170 us on a disk
+    # disk's state swings a single run 2-4x either way (an unlink costs 70-320 us on a disk
     # mounted with online discard), so the median of several pairs decides. Each run is a
     # fresh process, as a clear() usually is, which also gives its peak RSS.
     samples: dict[str, list[float]] = {"ours": [], "raw": []}

@@ -48,22 +48,21 @@ def value_of(i: int) -> dict[str, Any]:
     return {"id": i, "name": f"item-{i}", "score": i * 0.5}
 
 
-def populate(base: Path, n: int) -> list[str]:
-    """Write the store's files directly (the bytes FileDirDict writes), without fsync.
-
-    Returns the file paths in key order.
-    """
+def item_path(base: str, i: int) -> str:
+    """Where FileDirDict keeps item ``i`` (its signed layout), for the raw limits."""
     from persidict.keys import sign_component
 
-    shard_dirs = [base / sign_component(f"shard_{s:02d}", 4) for s in range(SHARDS)]
-    for d in shard_dirs:
-        d.mkdir(parents=True, exist_ok=True)
-    paths = []
+    shard, name = key_of(i)
+    return os.path.join(base, sign_component(shard, 4), sign_component(name, 4) + EXT)
+
+
+def populate(base: Path, n: int) -> None:
+    """Write the store's files directly (the bytes FileDirDict writes), without fsync."""
+    s = str(base)
+    for shard in range(min(SHARDS, n)):
+        os.makedirs(os.path.dirname(item_path(s, shard)), exist_ok=True)
     for i in range(n):
-        path = str(shard_dirs[i % SHARDS] / (sign_component(f"key_{i}", 4) + EXT))
-        write_no_sync(path, pickle.dumps(value_of(i), protocol=5))
-        paths.append(path)
-    return paths
+        write_no_sync(item_path(s, i), pickle.dumps(value_of(i), protocol=5))
 
 
 # The raw limits are bare loops written out one per operation, on purpose: a shared walker
@@ -118,12 +117,12 @@ def row_ops(base: Path, n: int) -> dict[str, tuple[Callable[[], Any], Callable[[
     One definition for the timed runs and for the fresh-process peak-RSS children.
     """
     from persidict import FileDirDict
-    from persidict.keys import sign_component
 
     d: FileDirDict[Any] = FileDirDict(base_dir=base)
     s = str(base)
-    keys = [key_of(i) for i in sample_picks(n)]
-    paths = [os.path.join(s, sign_component(a, 4), sign_component(b, 4) + EXT) for a, b in keys]
+    picks = sample_picks(n)
+    keys = [key_of(i) for i in picks]
+    paths = [item_path(s, i) for i in picks]
 
     def ours_get() -> None:
         for k in keys:
