@@ -117,16 +117,18 @@ def test_max_age_on_async_functions(tmp_path: Path) -> None:
 def test_max_age_without_leases_recomputes_expired_results(tmp_path: Path) -> None:
     import asyncio
 
-    tick, runs = counter(str(tmp_path / "c"), max_age=0.5, lease=False)
+    # max_age 1 s: room for a loaded machine both ways (the two results must expire together
+    # after the sleep, and the recomputed ones must still be fresh at the next calls).
+    tick, runs = counter(str(tmp_path / "c"), max_age=1.0, lease=False)
     aruns: list[int] = []
 
-    @persistent_cache(store=str(tmp_path / "c"), max_age=0.5, lease=False)
+    @persistent_cache(store=str(tmp_path / "c"), max_age=1.0, lease=False)
     async def atick(x: int) -> list[int]:
         aruns.append(x)
         return [x, len(aruns)]
 
     assert tick(1) == [1, 1] and asyncio.run(atick(1)) == [1, 1]
-    time.sleep(0.7)
+    time.sleep(1.5)
     assert tick(1) == [1, 2] and asyncio.run(atick(1)) == [1, 2]  # expired: recomputed
     assert tick(1) == [1, 2] and asyncio.run(atick(1)) == [1, 2]
     assert runs == aruns == [1, 1]
